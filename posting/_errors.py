@@ -1,0 +1,47 @@
+"""Errors of the posting domain.
+
+    PostingError
+    ├── InvalidRequest          bad input, named by field; nothing is stored
+    │   ├── UnknownStock        with close matches as suggestions
+    │   └── UnknownKol
+    └── GenerationFailed        the LLM part failed after the post was accepted
+
+Shells turn these into one CLI line or a problem+json body; `field` says which input
+was at fault.
+"""
+
+from __future__ import annotations
+
+
+class PostingError(Exception):
+    """Base of every error the posting domain raises on purpose."""
+
+
+class InvalidRequest(PostingError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownStock(InvalidRequest):
+    def __init__(self, query: str, suggestions: list[str]) -> None:
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__("stock", f"no TWSE or TPEx listing matches {query!r}{hint}")
+        self.query = query
+        self.suggestions = suggestions
+
+
+class UnknownKol(InvalidRequest):
+    def __init__(self, serial: object, known: list[int]) -> None:
+        shown = ", ".join(str(s) for s in known[:12])
+        super().__init__("kol", f"no KOL persona with serial {serial!r} (known: {shown})")
+        self.serial = serial
+
+
+class GenerationFailed(PostingError):
+    """Every variant failed; `reason` is stored on the failed post."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
