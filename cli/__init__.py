@@ -1,0 +1,238 @@
+"""`autoposter`: the command line, a thin shell over the posting domain.
+
+Every failure the user can fix ends as one line on stderr and a non-zero exit, never a
+traceback: bad input (exit 2), settings or services (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import msgspec
+
+from cli._render import LiveVariants, print_kols, print_post, print_posts, print_stocks
+from config import SettingsError, configure_logging, load_settings
+from posting import (
+    DatabaseUnavailable,
+    Facts,
+    InvalidRequest,
+    PostingService,
+    PostRequest,
+    StockDirectory,
+    UnknownStock,
+)
+
+T = TypeVar("T")
+
+
+class CliError(click.ClickException):
+    """One line on stderr, then exit with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _run(make: Callable[[PostingService], Awaitable[T]]) -> T:
+    """Open the service (database, backends), run one coroutine, close everything."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+
+    async def main() -> T:
+        async with PostingService.open(settings) as service:
+            return await make(service)
+
+    try:
+        return asyncio.run(main())
+    except InvalidRequest as exc:
+        raise CliError(str(exc), exit_code=2) from None
+    except DatabaseUnavailable as exc:
+        raise CliError(f"database: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Write structured logs to stderr.")
+def cli(verbose: bool) -> None:
+    """Write stock-forum posts in the voices of KOL personas."""
+    configure_logging("INFO" if verbose else "WARNING")
+
+
+@cli.command()
+@click.option("--stock", required=True, help="Code or name: 2330, ２３３０, 台積電.")
+@click.option("--kol", required=True, type=int, help="The persona's serial, e.g. 208.")
+@click.option("--type", "posting_type", required=True,
+              help="interaction, analysis or personalized.")
+@click.option("--max-words", type=int, default=200, show_default=True,
+              help="Maximum length, counted in characters for Chinese (20..2000).")
+@click.option("--variants", type=int, default=5, show_default=True, help="1..8")
+@click.option("--backend", help="A configured backend: local, openai, vllm, …")
+@click.option("--model", help="Override the backend's model.")
+@click.option("--fact", "facts", multiple=True,
+              help="A fact for the prompt; price=, change=, volume=, headline= or free text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def generate(stock: str, kol: int, posting_type: str, max_words: int, variants: int,
+             backend: str | None, model: str | None, facts: tuple[str, ...],
+             as_json: bool) -> None:
+    """Generate a post with variants, watch it stream, store it as a draft."""
+    request = PostRequest(stock=stock, kol=kol, posting_type=posting_type, max_words=max_words,
+                          variants=variants, backend=backend, model=model,
+                          facts=_parse_facts(facts))
+
+    async def go(service: PostingService) -> Any:
+        prepared = await service.pipeline.prepare(request)
+        live = LiveVariants(prepared.chat.n, enabled=not as_json)
+        with live:
+            return await service.pipeline.generate(prepared, emit=live.on_event)
+
+    post = _run(go)
+    if as_json:
+        click.echo(_json_summary(post))
+    else:
+        print_post(post)
+    if post.status != "draft":
+        raise CliError(f"post {post.post_id} {post.status}: {post.failure_reason}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def kols(as_json: bool) -> None:
+    """List the KOL personas."""
+    personas = _run(lambda service: service.store.list_kols())
+    if as_json:
+        click.echo(msgspec.json.encode(personas).decode())
+    else:
+        print_kols(personas)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def stocks(query: str, limit: int, as_json: bool) -> None:
+    """Find TWSE and TPEx listings by code or name."""
+    directory = StockDirectory.load()
+    found = directory.search(query, limit=limit)
+    if not found:
+        try:
+            directory.resolve(query)
+        except UnknownStock as exc:
+            raise CliError(str(exc), exit_code=2) from None
+    if as_json:
+        click.echo(msgspec.json.encode(found).decode())
+    else:
+        print_stocks(found)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--status", help="Only posts in this status (draft, failed, …).")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def posts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """List stored posts, newest first; `posts show ID` shows one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = _run(lambda service: service.store.list_posts(status=status, limit=limit))
+    if as_json:
+        click.echo(msgspec.json.encode(rows).decode())
+    else:
+        print_posts(rows)
+
+
+@posts.command("show")
+@click.argument("post_id")
+@click.option("--json", "as_json", is_flag=True)
+def posts_show(post_id: str, as_json: bool) -> None:
+    """Show one post with its alternatives, checks, usage, cost and timings."""
+    import uuid
+
+    try:
+        key = uuid.UUID(post_id)
+    except ValueError:
+        raise CliError(f"post_id: {post_id!r} is not a UUID", exit_code=2) from None
+    post = _run(lambda service: service.store.get_post(key))
+    if post is None:
+        raise CliError(f"post_id: no post {post_id}", exit_code=2)
+    if as_json:
+        click.echo(_json_summary(post))
+    else:
+        print_post(post)
+
+
+@cli.group()
+def db() -> None:
+    """Database administration."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations (also done automatically at start)."""
+    # Opening the service migrates; report where the schema stands now.
+    click.echo(f"database schema at version {_run(lambda s: s.store.schema_version())}")
+
+
+def _parse_facts(items: tuple[str, ...]) -> Facts:
+    facts = Facts()
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        try:
+            if sep and key == "price":
+                facts.price = float(value)
+            elif sep and key in ("change", "change_pct"):
+                facts.change_pct = float(value.rstrip("%"))
+            elif sep and key == "volume":
+                facts.volume = int(value.replace(",", ""))
+            elif sep and key == "headline":
+                facts.headlines.append(value.strip())
+            else:
+                facts.notes.append(item.strip())
+        except ValueError:
+            raise CliError(f"fact: {key} needs a number, got {value!r}", exit_code=2) from None
+    return facts
+
+
+def _json_summary(post: Any) -> str:
+    document = {
+        "post_id": post.post_id,
+        "status": post.status,
+        "kol": post.kol,
+        "stock": post.stock,
+        "posting_type": post.posting_type,
+        "backend": post.backend,
+        "model": post.model,
+        "selected": {"variant": post.selected.variant, "title": post.selected.title,
+                     "body": post.selected.body},
+        "alternatives": [
+            {"variant": a.variant, "title": a.title, "body": a.body, "score": a.score,
+             "checks": a.checks, "finish_reason": a.finish_reason, "error": a.error}
+            for a in post.alternatives
+        ],
+        "checks": post.checks,
+        "usage": post.usage,
+        "cost_usd": post.cost_usd,
+        "timings_ms": post.timings_ms,
+        "failure_reason": post.failure_reason,
+    }
+    return msgspec.json.format(msgspec.json.encode(document), indent=2).decode()
+
+
+def main() -> None:
+    """Console entry point: click errors become one line, not a usage dump."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; the post is stored as cancelled", err=True)
+        sys.exit(130)

@@ -1,0 +1,81 @@
+"""The named backends of the settings, each behind the same LLMClient."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+
+from config import Settings, model_catalog
+from inference._client import LLMClient
+from inference._errors import LLMError
+from inference._local import LocalServer
+
+
+class BackendUnavailable(LLMError):
+    code = "backend_unavailable"
+
+
+class Backends:
+    """One client per backend name, made on first use; the local model starts then too."""
+
+    def __init__(
+        self, settings: Settings, *, data_dir: Path, http_client: httpx.AsyncClient | None = None
+    ) -> None:
+        self._settings = settings
+        self._data_dir = data_dir
+        self._http_client = http_client
+        self._clients: dict[str, LLMClient] = {}
+        self._local: LocalServer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def default(self) -> str:
+        return self._settings.backend
+
+    def names(self) -> list[str]:
+        return sorted(self._settings.backends)
+
+    async def client(self, name: str) -> LLMClient:
+        if name not in self._settings.backends:
+            raise BackendUnavailable(
+                f"no backend named {name!r} (configured: {', '.join(self.names())})"
+            )
+        async with self._lock:
+            if name not in self._clients:
+                self._clients[name] = await self._make(name)
+            return self._clients[name]
+
+    async def _make(self, name: str) -> LLMClient:
+        backend = self._settings.backends[name]
+        base_url = backend.base_url
+        if backend.kind == "local" and not base_url:
+            base_url = await self._start_local()
+        api_key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
+        if backend.kind == "openai" and not api_key:
+            raise BackendUnavailable(
+                f"backend {name!r} needs an API key: set {backend.api_key_env}"
+            )
+        return LLMClient(
+            name=name,
+            backend=backend,
+            base_url=base_url,
+            api_key=api_key,
+            card=model_catalog().card(backend.model),
+            timeouts=self._settings.timeouts,
+            retries=self._settings.retries,
+            http_client=self._http_client,
+        )
+
+    async def _start_local(self) -> str:
+        self._local = LocalServer(self._settings.local, log_path=self._data_dir / "llama.log")
+        return await self._local.start()
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+        if self._local is not None:
+            await self._local.stop()

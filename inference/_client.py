@@ -1,0 +1,219 @@
+"""One streaming client for every OpenAI-compatible backend: OpenAI, vLLM, llama.cpp.
+
+A request for N variants becomes as few upstream calls as the backend allows: one call
+with `n` where the backend supports it (split at its `max_n`), otherwise N concurrent
+calls of one. Every call runs as its own task and feeds one queue, so the caller sees a
+single stream of events, demultiplexed by variant index, whatever the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+import structlog
+
+from config import Backend, ModelCard
+from config._settings import Retries, Timeouts
+from inference._errors import LLMError, StreamBroken, from_openai
+from inference._retry import retrying
+from inference._types import (
+    CallFinished,
+    CallRecord,
+    ChatRequest,
+    StreamEvent,
+    TextDelta,
+    VariantFailed,
+    VariantFinished,
+)
+from inference._usage import UsageTally
+
+log = structlog.get_logger("inference.client")
+
+_STREAM_ERRORS = (openai.APIError, httpx.HTTPError, UnicodeDecodeError)
+
+
+class LLMClient:
+    """Streams chat completions from one configured backend."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        backend: Backend,
+        base_url: str,
+        api_key: str | None,
+        card: ModelCard,
+        timeouts: Timeouts,
+        retries: Retries,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.card = card
+        self._retries = retries
+        self._slots = asyncio.Semaphore(backend.max_concurrency)
+        self._sdk = openai.AsyncOpenAI(
+            base_url=base_url,
+            # llama.cpp and an open vLLM ignore the key, but the SDK insists on one.
+            api_key=api_key or "unused",
+            max_retries=0,  # retries are ours: they must stop once a token has streamed
+            timeout=httpx.Timeout(
+                connect=timeouts.connect_s,
+                read=timeouts.idle_s,
+                write=timeouts.connect_s,
+                pool=timeouts.idle_s,
+            ),
+            http_client=http_client,
+        )
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+
+    def stream(self, request: ChatRequest, *, model: str | None = None) -> VariantStream:
+        """Start streaming `request.n` variants; use the result as an async context."""
+        return VariantStream(self, request, model or self.backend.model)
+
+    def plan_calls(self, n: int) -> list[range]:
+        """Variant indexes for each upstream call."""
+        size = min(self.backend.max_n, n) if self.backend.supports_n else 1
+        return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def request_body(self, request: ChatRequest, model: str, variants: range) -> dict[str, Any]:
+        """Keyword arguments for `chat.completions.create`, per backend kind."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "stream": True,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+        }
+        if len(variants) > 1:
+            body["n"] = len(variants)
+        if self.backend.kind == "openai":
+            body["max_completion_tokens"] = request.max_tokens
+        else:
+            body["max_tokens"] = request.max_tokens
+        if request.seed is not None:
+            # llama.cpp and vLLM give choice i the seed S+i: keep calls from overlapping.
+            body["seed"] = request.seed + variants.start
+        if self.backend.stream_usage:
+            options: dict[str, Any] = {"include_usage": True}
+            if self.backend.kind == "vllm":
+                # Usage on every chunk, so a stream we cancel can still be billed.
+                options["continuous_usage_stats"] = True
+            body["stream_options"] = options
+        return body
+
+    async def _open(self, body: dict[str, Any], attempts: list[int]) -> openai.AsyncStream:
+        """Open the stream, retrying what may be retried; counts tries in `attempts`."""
+        async for attempt in retrying(self._retries):
+            with attempt:
+                attempts[0] += 1
+                try:
+                    return await self._sdk.chat.completions.create(**body)
+                except Exception as exc:  # noqa: BLE001 - mapped, then retried or raised
+                    mapped = from_openai(exc)
+                    log.info("llm.open_failed", backend=self.name, attempt=attempts[0],
+                             error=mapped.code, retryable=mapped.retryable)
+                    raise mapped from exc
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+
+class VariantStream:
+    """The live variants of one request. Leaving the context closes every upstream call."""
+
+    def __init__(self, client: LLMClient, request: ChatRequest, model: str) -> None:
+        self._client = client
+        self._request = request
+        self._model = model
+        self._queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.records: list[CallRecord] = []
+
+    async def __aenter__(self) -> VariantStream:
+        for variants in self._client.plan_calls(self._request.n):
+            self._tasks.append(asyncio.create_task(self._call(variants)))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel unfinished calls (closing their connections) and wait for them."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        pending = len(self._tasks)
+        while pending:
+            event = await self._queue.get()
+            if isinstance(event, CallFinished):
+                pending -= 1
+            yield event
+
+    async def _call(self, variants: range) -> None:
+        client = self._client
+        body = client.request_body(self._request, self._model, variants)
+        tally = UsageTally(variants, client.card, prompt=self._request.messages)
+        started = time.monotonic()
+        attempts = [0]
+        error: LLMError | None = None
+        try:
+            async with client._slots:
+                stream = await client._open(body, attempts)
+                tally.opened = True
+                error = await self._read(stream, variants, tally)
+        except LLMError as exc:
+            error = exc
+        except Exception as exc:  # noqa: BLE001 - a variant must never vanish silently
+            log.exception("llm.call_crashed", backend=client.name)
+            error = LLMError(f"internal error while streaming: {type(exc).__name__}: {exc}")
+        finally:
+            if error is not None:
+                self._fail(tally.unfinished(), error)
+            record = CallRecord(
+                backend=client.name,
+                model=self._model,
+                variants=tuple(variants),
+                usage=tally.usage(),
+                cost_usd=tally.cost_usd(),
+                ttft_ms=tally.ttft_ms(started),
+                duration_ms=(time.monotonic() - started) * 1000,
+                attempts=attempts[0],
+                error=error.code if error else None,
+            )
+            self.records.append(record)
+            self._queue.put_nowait(CallFinished(record))
+
+    async def _read(
+        self, stream: openai.AsyncStream, variants: range, tally: UsageTally
+    ) -> LLMError | None:
+        """Feed every chunk to the tally; the error that ended the stream early, if any."""
+        offset = variants.start
+        try:
+            async with stream:
+                async for chunk in stream:
+                    for event in tally.feed(chunk, offset):
+                        self._queue.put_nowait(event)
+        except _STREAM_ERRORS as exc:
+            return from_openai(exc)
+        if tally.unfinished():
+            return StreamBroken("the stream ended before a finish_reason")
+        return None
+
+    def _fail(self, variants: range | list[int], error: LLMError) -> None:
+        for variant in variants:
+            self._queue.put_nowait(VariantFailed(variant, error))
+
+
+__all__ = ["LLMClient", "TextDelta", "VariantFinished", "VariantStream"]

@@ -1,0 +1,329 @@
+"""The posting pipeline: resolve, prompt, stream every variant, check, select, persist.
+
+`prepare` validates and resolves a request and stores nothing, so bad input is turned
+away whole. `generate` then owns the post: it is stored as `generating` first, and
+whatever happens afterwards (success, every variant failing, the deadline, a
+cancellation) ends as a stored post with its reason. Progress goes out through `emit`,
+a plain callback, so the CLI, the server and the workers watch the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable
+
+import msgspec
+import structlog
+
+from config import POSTING_TYPES, ModelCard, Persona, Settings, model_catalog
+from inference import (
+    BackendUnavailable,
+    Backends,
+    CallRecord,
+    ChatRequest,
+    LLMClient,
+    LLMError,
+    TextDelta,
+    VariantFailed,
+    VariantFinished,
+    max_tokens_for,
+)
+from posting._checks import Limits, check_variant, score, select
+from posting._errors import InvalidRequest, UnknownKol
+from posting._models import (
+    PostCreated,
+    PostDone,
+    PostError,
+    PostEvent,
+    PostRequest,
+    PostSelected,
+    PostView,
+    StageDone,
+    VariantDelta,
+    VariantDone,
+)
+from posting._prompts import build_messages
+from posting._stocks import Stock, StockDirectory
+from posting._store import NewPost, Outcome, Store, VariantRow
+from posting._text import normalize, text_length
+
+log = structlog.get_logger("posting.pipeline")
+
+Emit = Callable[[PostEvent], None]
+
+# Stage timings, in the order they happen; first_token is time to the first token.
+_STAGES = ("resolve", "prompt", "first_token", "generate", "check", "persist", "total")
+
+
+def _ignore(event: PostEvent) -> None:
+    pass
+
+
+class Prepared(msgspec.Struct, kw_only=True):
+    """A validated request with everything resolved; nothing is stored yet."""
+
+    request: PostRequest
+    stock: Stock
+    persona: Persona
+    client: LLMClient
+    model: str
+    card: ModelCard
+    chat: ChatRequest
+    limits: Limits
+    timings_ms: dict[str, float]
+
+
+class Pipeline:
+    def __init__(
+        self, *, settings: Settings, store: Store, backends: Backends, stocks: StockDirectory
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._backends = backends
+        self._stocks = stocks
+
+    async def prepare(self, request: PostRequest) -> Prepared:
+        """Validate and resolve `request`; raises InvalidRequest naming the field."""
+        started = time.monotonic()
+        _check_ranges(request)
+        stock = self._stocks.resolve(request.stock)
+        persona = await self._store.get_kol(request.kol)
+        if persona is None:
+            raise UnknownKol(request.kol, [p.serial for p in await self._store.list_kols()])
+        client, model = await self._route(request, persona)
+        resolved = time.monotonic()
+        generation = self._settings.generation
+        card = model_catalog().card(model)
+        limits = Limits(max_words=request.max_words, tolerance=generation.length_tolerance,
+                        title_max_chars=generation.title_max_chars)
+        messages = build_messages(
+            persona=persona, stock=stock, posting_type=request.posting_type,  # type: ignore[arg-type]
+            max_words=request.max_words, facts=request.facts,
+            title_max_chars=generation.title_max_chars,
+        )
+        chat = ChatRequest(
+            messages=messages,
+            n=request.variants,
+            max_tokens=max_tokens_for(request.max_words, card, tolerance=limits.tolerance,
+                                      title_allowance=generation.title_allowance_tokens),
+            temperature=generation.temperature,
+            top_p=generation.top_p,
+            seed=random.randrange(1 << 30),
+        )
+        timings = {"resolve": _ms(started, resolved), "prompt": _ms(resolved, time.monotonic())}
+        return Prepared(request=request, stock=stock, persona=persona, client=client,
+                        model=model, card=card, chat=chat, limits=limits, timings_ms=timings)
+
+    async def _route(self, request: PostRequest, persona: Persona) -> tuple[LLMClient, str]:
+        """Request first, then the KOL's default, then the global default."""
+        name = request.backend or persona.backend or self._settings.backend
+        if name not in self._settings.backends:
+            known = ", ".join(sorted(self._settings.backends))
+            raise InvalidRequest("backend", f"no backend named {name!r} (configured: {known})")
+        try:
+            client = await self._backends.client(name)
+        except BackendUnavailable as exc:
+            raise InvalidRequest("backend", str(exc)) from exc
+        kol_model = persona.model if persona.backend == name else None
+        return client, request.model or kol_model or client.model
+
+    async def generate(self, prepared: Prepared, *, emit: Emit = _ignore) -> PostView:
+        """Run a prepared request to a stored post; never raises for LLM failures."""
+        run = _Run(prepared, emit)
+        started = time.monotonic()
+        await self._store.create_post(_new_post(run.post_id, prepared))
+        emit(PostCreated(str(run.post_id)))
+        for name, ms in prepared.timings_ms.items():
+            emit(StageDone(name, ms))
+        run.timings["persist"] = _ms(started, time.monotonic())
+        try:
+            await run.stream(self._settings.timeouts.request_s)
+        except asyncio.CancelledError:
+            run.abandon("cancelled", "cancelled before the post was finished")
+            await asyncio.shield(self._finish(run, started))
+            raise
+        return await asyncio.shield(self._finish(run, started))
+
+    async def run(self, request: PostRequest, *, emit: Emit = _ignore) -> PostView:
+        return await self.generate(await self.prepare(request), emit=emit)
+
+    async def _finish(self, run: _Run, started: float) -> PostView:
+        outcome = run.outcome()
+        persisting = time.monotonic()
+        await self._store.finish_post(run.post_id, outcome)
+        outcome.timings_ms["persist"] += _ms(persisting, time.monotonic())
+        outcome.timings_ms["total"] = _ms(started, time.monotonic()) + sum(
+            run.prepared.timings_ms.values()
+        )
+        await self._store.merge_timings(
+            run.post_id, {k: outcome.timings_ms[k] for k in ("persist", "total")}
+        )
+        view = await self._store.get_post(run.post_id)
+        assert view is not None, "a post written a moment ago must be readable"
+        if outcome.status in ("failed", "cancelled"):
+            run.emit(PostError(outcome.status, outcome.failure_reason or outcome.status))
+        run.emit(PostDone(view))
+        log.info("post.finished", post_id=str(run.post_id), kol=run.prepared.persona.serial,
+                 stock=run.prepared.stock.code, backend=run.prepared.client.name,
+                 model=run.prepared.model, status=outcome.status,
+                 variants=len(outcome.variants), cost_usd=view.cost_usd,
+                 total_ms=round(outcome.timings_ms["total"], 1),
+                 reason=outcome.failure_reason)
+        return view
+
+
+class _Variant(msgspec.Struct, kw_only=True):
+    parts: list[str] = msgspec.field(default_factory=list)
+    done: VariantDone | None = None
+
+
+class _Run:
+    """The state of one generation, fed by the client's events."""
+
+    def __init__(self, prepared: Prepared, emit: Emit) -> None:
+        self.prepared = prepared
+        self.emit = emit
+        self.post_id = uuid.uuid4()
+        self.variants = [_Variant() for _ in range(prepared.chat.n)]
+        self.calls: list[CallRecord] = []
+        self.timings: dict[str, float] = {"check": 0.0}
+        self.failure: tuple[str, str] | None = None
+
+    async def stream(self, deadline_s: float) -> None:
+        p = self.prepared
+        started = time.monotonic()
+        handle = p.client.stream(p.chat, model=p.model)
+        try:
+            async with asyncio.timeout(deadline_s), handle:
+                async for event in handle.events():
+                    self._on(event, started)
+        except TimeoutError:
+            self.abandon("timeout", f"deadline of {deadline_s:g}s exceeded")
+        finally:
+            self.calls = list(handle.records)
+            self.timings["generate"] = _ms(started, time.monotonic())
+
+    def _on(self, event: object, started: float) -> None:
+        if isinstance(event, TextDelta):
+            if "first_token" not in self.timings:
+                self.timings["first_token"] = _ms(started, time.monotonic())
+            self.variants[event.variant].parts.append(event.text)
+            self.emit(VariantDelta(event.variant, event.text))
+        elif isinstance(event, VariantFinished):
+            self._close(event.variant, event.finish_reason, None)
+        elif isinstance(event, VariantFailed):
+            self._close(event.variant, None, event.error)
+
+    def _close(self, index: int, finish_reason: str | None, error: LLMError | None) -> None:
+        began = time.monotonic()
+        p = self.prepared
+        draft = normalize("".join(self.variants[index].parts), language=p.persona.language)
+        checks = check_variant(draft, finish_reason=finish_reason, stock=p.stock,
+                               limits=p.limits)
+        usable = error is None and draft.title and draft.body
+        value = score(checks, body_len=text_length(draft.body), limits=p.limits) if usable else None
+        done = VariantDone(
+            variant=index, title=draft.title, body=draft.body, checks=checks, score=value,
+            usage=None, finish_reason=finish_reason,
+            error=f"{error.code}: {error}" if error else None,
+        )
+        self.variants[index].done = done
+        self.timings["check"] += _ms(began, time.monotonic())
+        self.emit(done)
+
+    def abandon(self, code: str, reason: str) -> None:
+        """Close every open variant with `reason`; keep what they had written."""
+        self.failure = (code, reason)
+        for index, variant in enumerate(self.variants):
+            if variant.done is None:
+                self._close(index, None, _Abandoned(code, reason))
+
+    def outcome(self) -> Outcome:
+        began = time.monotonic()
+        rows = self._rows()
+        chosen = select([row.score for row in rows])
+        status, reason = "draft", None
+        if self.failure and self.failure[0] == "cancelled":
+            status, reason = "cancelled", self.failure[1]
+        elif chosen is None:
+            status = "failed"
+            reason = self.failure[1] if self.failure else _first_error(rows)
+        if status == "cancelled" or chosen is None:
+            chosen = None
+        else:
+            self.emit(PostSelected(chosen))
+        self.timings["check"] += _ms(began, time.monotonic())
+        merged = {**self.prepared.timings_ms, **self.timings}
+        timings = {name: merged[name] for name in _STAGES if name in merged}
+        picked = rows[chosen] if chosen is not None else None
+        return Outcome(
+            status=status, selected_variant=chosen,
+            title=picked.title if picked else None, body=picked.body if picked else None,
+            failure_reason=reason, timings_ms={k: round(v, 2) for k, v in timings.items()},
+            variants=rows, calls=self.calls,
+        )
+
+    def _rows(self) -> list[VariantRow]:
+        tokens = _tokens_per_variant(self.calls, [len("".join(v.parts)) for v in self.variants])
+        rows = []
+        for index, variant in enumerate(self.variants):
+            done = variant.done
+            assert done is not None, "every variant is closed before the outcome"
+            rows.append(VariantRow(
+                variant=index, title=done.title, body=done.body, raw_text="".join(variant.parts),
+                checks=done.checks, score=done.score, finish_reason=done.finish_reason,
+                error=done.error, tokens=tokens[index],
+            ))
+        return rows
+
+
+class _Abandoned(LLMError):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def _check_ranges(request: PostRequest) -> None:
+    if request.posting_type not in POSTING_TYPES:
+        raise InvalidRequest("posting_type", f"must be one of {', '.join(POSTING_TYPES)},"
+                                             f" got {request.posting_type!r}")
+    if not 20 <= request.max_words <= 2000:
+        raise InvalidRequest("max_words", f"must be between 20 and 2000, got {request.max_words}")
+    if not 1 <= request.variants <= 8:
+        raise InvalidRequest("variants", f"must be between 1 and 8, got {request.variants}")
+
+
+def _new_post(post_id: uuid.UUID, p: Prepared) -> NewPost:
+    return NewPost(
+        id=post_id, kol_serial=p.persona.serial, stock_code=p.stock.code,
+        stock_name=p.stock.name, posting_type=p.request.posting_type,
+        max_words=p.request.max_words, variants_requested=p.chat.n, backend=p.client.name,
+        model=p.model, facts=msgspec.to_builtins(p.request.facts),
+    )
+
+
+def _tokens_per_variant(calls: list[CallRecord], chars: list[int]) -> list[int]:
+    """Share each call's completion tokens among its variants by the text they wrote."""
+    tokens = [0] * len(chars)
+    for call in calls:
+        total_chars = sum(chars[v] for v in call.variants) or 1
+        for v in call.variants:
+            tokens[v] = round(call.usage.completion_tokens * chars[v] / total_chars)
+    return tokens
+
+
+def _first_error(rows: list[VariantRow]) -> str:
+    for row in rows:
+        if row.error:
+            return row.error
+    return "no variant had both a title and a body"
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 2)
+
+
+__all__ = ["Emit", "Pipeline", "Prepared"]

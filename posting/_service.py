@@ -1,0 +1,48 @@
+"""Everything one process needs to generate and store posts, opened and closed together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from config import Settings, personas
+from inference import Backends
+from posting._db import open_pool
+from posting._pipeline import Pipeline
+from posting._stocks import StockDirectory
+from posting._store import Store
+
+
+class PostingService:
+    """The shared core of the CLI, the server and the workers."""
+
+    def __init__(
+        self, *, settings: Settings, store: Store, backends: Backends, stocks: StockDirectory
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.backends = backends
+        self.stocks = stocks
+        self.pipeline = Pipeline(settings=settings, store=store, backends=backends, stocks=stocks)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, http_client: httpx.AsyncClient | None = None
+    ) -> AsyncIterator[PostingService]:
+        """Open the pool (starting the embedded database if needed) and the backends."""
+        stocks = await asyncio.to_thread(StockDirectory.load)
+        pool = await open_pool(settings, data_dir=settings.data_path())
+        try:
+            store = Store(pool)
+            await store.seed_kols(personas())
+            backends = Backends(settings, data_dir=settings.data_path(), http_client=http_client)
+            try:
+                yield cls(settings=settings, store=store, backends=backends, stocks=stocks)
+            finally:
+                await backends.aclose()
+        finally:
+            await pool.close()

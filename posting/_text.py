@@ -1,0 +1,95 @@
+"""From raw model text to a clean title and body, and how long a text is.
+
+Length is counted the way a forum counts it: each CJK character or full-width mark is
+one, each run of Latin letters or digits is one word, whitespace and ASCII punctuation
+are free. For zh-TW text that is a character count; for English, a word count.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import msgspec
+import opencc
+
+_UNIT = re.compile(
+    r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60]"
+    r"|[A-Za-z0-9]+(?:[.,'’%-][A-Za-z0-9]+)*"
+)
+_CLAUSE = re.compile(r"[^，。！？；、\n,.!?;]+[，。！？；、\n,.!?;]*")
+_TITLE_LABEL = re.compile(r"^(?:標題|标题|title)\s*[:：]\s*", re.IGNORECASE)
+_MD_LINE_PREFIX = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+(?!\d)|\d+\.\s+(?=\S))")
+_MD_INLINE = (
+    (re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),  # links and images keep their text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),
+    (re.compile(r"`{1,3}([^`]*)`{1,3}"), r"\1"),
+    (re.compile(r"~~(.+?)~~"), r"\1"),
+)
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_RULE = re.compile(r"^\s*([-*_])(\s*\1){2,}\s*$")
+
+
+class Draft(msgspec.Struct, kw_only=True):
+    title: str
+    body: str
+
+
+def text_length(text: str) -> int:
+    """Forum length: CJK characters plus Latin words."""
+    return len(_UNIT.findall(text))
+
+
+@cache
+def _converters() -> tuple[opencc.OpenCC, opencc.OpenCC]:
+    return opencc.OpenCC("s2t"), opencc.OpenCC("s2twp")
+
+
+def to_taiwan_traditional(text: str) -> str:
+    """Convert stray Simplified clauses with OpenCC s2twp; leave Traditional ones alone.
+
+    s2twp also rewrites some correct Taiwan wording (台股 → 臺股, 設備 → 裝置), so only
+    clauses that contain a character s2t would change (台 aside, which Taiwan uses)
+    are converted.
+    """
+    s2t, s2twp = _converters()
+
+    def convert(match: re.Match[str]) -> str:
+        clause = match.group(0)
+        if s2t.convert(clause.replace("台", "")) == clause.replace("台", ""):
+            return clause
+        return s2twp.convert(clause)
+
+    return _CLAUSE.sub(convert, text)
+
+
+def strip_markdown(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if _FENCE.match(line) or _RULE.match(line):
+            continue
+        line = _MD_LINE_PREFIX.sub("", line)
+        for pattern, replacement in _MD_INLINE:
+            line = pattern.sub(replacement, line)
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def split_title(text: str) -> Draft:
+    """The first non-empty line is the title; the rest, trimmed, is the body."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return Draft(title="", body="")
+    title = _TITLE_LABEL.sub("", lines[0].strip()).strip("「」\"' ")
+    body = "\n".join(lines[1:]).strip()
+    body = re.sub(r"\n{3,}", "\n\n", body)
+    return Draft(title=title, body=body)
+
+
+def normalize(raw: str, *, language: str) -> Draft:
+    """Strip markdown, convert to Taiwan Traditional where the persona writes zh-TW, split."""
+    text = strip_markdown(raw)
+    if language == "zh-TW":
+        text = to_taiwan_traditional(text)
+    return split_title(text)
