@@ -7,6 +7,8 @@ by the stored checks rather than by a hidden model judgement.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 
 from posting._stocks import Stock
@@ -26,7 +28,8 @@ class Limits(msgspec.Struct, kw_only=True, frozen=True):
 
     @property
     def hard_max(self) -> int:
-        return int(self.max_words * (1 + self.tolerance))
+        # A hair of slack so that 200 * 1.15 is 230, not 229.99999999999997 rounded down.
+        return math.floor(self.max_words * (1 + self.tolerance) + 1e-9)
 
 
 # How much each failed check costs; a failed hard check rules a variant out for
@@ -40,7 +43,8 @@ def check_variant(
 ) -> list[Check]:
     body_len = text_length(draft.body)
     title_len = len(draft.title.strip())
-    named = any(token in draft.title + draft.body for token in (stock.code, stock.name))
+    text = f"{draft.title}\n{draft.body}"
+    named = any(token in text for token in (stock.code, stock.name))
     truncated = finish_reason != "stop"
     return [
         Check("not_empty", bool(draft.title and draft.body),

@@ -10,6 +10,7 @@ import httpx
 
 from config import Settings, personas
 from inference import Backends
+from posting import _text as text
 from posting._db import open_pool
 from posting._pipeline import Pipeline
 from posting._stocks import StockDirectory
@@ -35,6 +36,7 @@ class PostingService:
     ) -> AsyncIterator[PostingService]:
         """Open the pool (starting the embedded database if needed) and the backends."""
         stocks = await asyncio.to_thread(StockDirectory.load)
+        await asyncio.to_thread(text.warm_up)
         pool = await open_pool(settings, data_dir=settings.data_path())
         try:
             store = Store(pool)

@@ -23,7 +23,7 @@ _MD_LINE_PREFIX = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+(?!\d)|\d+\.\s+
 _MD_INLINE = (
     (re.compile(r"!?\[([^\]]*)\]\([^)]*\)"), r"\1"),  # links and images keep their text
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"\1"),
+    (re.compile(r"(?<![A-Za-z0-9_*])\*(?!\s)(.+?)(?<!\s)\*(?![A-Za-z0-9_*])"), r"\1"),
     (re.compile(r"`{1,3}([^`]*)`{1,3}"), r"\1"),
     (re.compile(r"~~(.+?)~~"), r"\1"),
 )
@@ -41,6 +41,11 @@ def text_length(text: str) -> int:
     return len(_UNIT.findall(text))
 
 
+def warm_up() -> None:
+    """Load OpenCC's dictionaries now (about 0.1 s) rather than inside a generation."""
+    _converters()
+
+
 @cache
 def _converters() -> tuple[opencc.OpenCC, opencc.OpenCC]:
     return opencc.OpenCC("s2t"), opencc.OpenCC("s2twp")
@@ -50,16 +55,19 @@ def to_taiwan_traditional(text: str) -> str:
     """Convert stray Simplified clauses with OpenCC s2twp; leave Traditional ones alone.
 
     s2twp also rewrites some correct Taiwan wording (台股 → 臺股, 設備 → 裝置), so only
-    clauses that contain a character s2t would change (台 aside, which Taiwan uses)
-    are converted.
+    clauses holding a character that s2t changes on its own are converted; phrases such
+    as 公布 do not count, and neither does 台, which Taiwan writes every day.
     """
     s2t, s2twp = _converters()
 
+    def simplified(char: str) -> bool:
+        return char != "台" and s2t.convert(char) != char
+
     def convert(match: re.Match[str]) -> str:
         clause = match.group(0)
-        if s2t.convert(clause.replace("台", "")) == clause.replace("台", ""):
+        if s2t.convert(clause) == clause:  # the common case, one call per clause
             return clause
-        return s2twp.convert(clause)
+        return s2twp.convert(clause) if any(map(simplified, clause)) else clause
 
     return _CLAUSE.sub(convert, text)
 

@@ -19,9 +19,10 @@ def _persona(serial: int) -> Persona:
 
 def _user(persona: Persona, *, posting_type: str = "analysis", max_words: int = 200,
           facts: Facts | None = None, title_max_chars: int = 25) -> str:
-    _, user = build_messages(persona=persona, stock=TSMC, posting_type=posting_type,  # type: ignore[arg-type]
-                             max_words=max_words, facts=facts or Facts(),
-                             title_max_chars=title_max_chars)
+    _, user = build_messages(
+        persona=persona, stock=TSMC, posting_type=posting_type,  # type: ignore[arg-type]
+        max_words=max_words, facts=facts or Facts(), title_max_chars=title_max_chars,
+    )
     return user.content
 
 

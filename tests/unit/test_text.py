@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from posting._text import Draft, normalize, split_title, strip_markdown, text_length, to_taiwan_traditional
+from posting._text import (
+    Draft,
+    normalize,
+    split_title,
+    strip_markdown,
+    text_length,
+    to_taiwan_traditional,
+)
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -35,15 +42,10 @@ def test_to_taiwan_traditional_converts_simplified_clause() -> None:
     assert to_taiwan_traditional("这个软件很好用。") == "這個軟體很好用。"
 
 
-@pytest.mark.parametrize("clause", ["台股", "半導體設備", "台股今天上漲。"])
+@pytest.mark.parametrize("clause", ["台股", "半導體設備", "公布", "半導體設備公布了。",
+                                    "台股今天上漲。"])
 def test_to_taiwan_traditional_keeps_taiwan_clause(clause: str) -> None:
     assert to_taiwan_traditional(clause) == clause
-
-
-@pytest.mark.xfail(strict=True, reason="s2t maps 公布 to 公佈, so the clause is treated as "
-                   "Simplified and rewritten although 公布 is standard Taiwan usage")
-def test_to_taiwan_traditional_keeps_gongbu() -> None:
-    assert to_taiwan_traditional("公布") == "公布"
 
 
 def test_to_taiwan_traditional_converts_only_the_simplified_clause() -> None:
@@ -64,8 +66,6 @@ def test_strip_markdown_removes_latin_italics() -> None:
     assert strip_markdown("foreign flows *really* matter") == "foreign flows really matter"
 
 
-@pytest.mark.xfail(strict=True, reason="the italic pattern's (?<![\\w*]) lookbehind matches "
-                   "CJK characters as \\w, so *斜體* between Chinese characters is kept")
 def test_strip_markdown_removes_italics_between_cjk() -> None:
     assert strip_markdown("今天*特別*注意量能") == "今天特別注意量能"
 

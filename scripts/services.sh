@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Starts the PostgreSQL and Redis that the tests use, when none answer on 127.0.0.1.
+set -euo pipefail
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "services: starting PostgreSQL" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "services: starting Redis" >&2
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
