@@ -2,7 +2,7 @@
 
 from posting._checks import Check, Limits
 from posting._db import DatabaseUnavailable, migrate, open_pool
-from posting._errors import GenerationFailed, InvalidRequest, PostingError, UnknownKol, UnknownStock
+from posting._errors import InvalidRequest, PostingError, UnknownKol, UnknownStock
 from posting._models import (
     PostCreated,
     PostDone,
@@ -27,7 +27,6 @@ __all__ = [
     "DatabaseUnavailable",
     "Emit",
     "Facts",
-    "GenerationFailed",
     "InvalidRequest",
     "Limits",
     "Pipeline",

@@ -4,7 +4,9 @@
     ├── InvalidRequest          bad input, named by field; nothing is stored
     │   ├── UnknownStock        with close matches as suggestions
     │   └── UnknownKol
-    └── GenerationFailed        the LLM part failed after the post was accepted
+
+A generation that fails after the post was accepted raises nothing: it ends as a stored
+post with status `failed` and its reason.
 
 Shells turn these into one CLI line or a problem+json body; `field` says which input
 was at fault.
@@ -37,11 +39,3 @@ class UnknownKol(InvalidRequest):
         shown = ", ".join(str(s) for s in known[:12])
         super().__init__("kol", f"no KOL persona with serial {serial!r} (known: {shown})")
         self.serial = serial
-
-
-class GenerationFailed(PostingError):
-    """Every variant failed; `reason` is stored on the failed post."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason

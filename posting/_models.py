@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
 from posting._checks import Check
 from posting._prompts import Facts
 
-MaxWords = Annotated[int, msgspec.Meta(ge=20, le=2000)]
-VariantCount = Annotated[int, msgspec.Meta(ge=1, le=8)]
+# Stage timings, in the order they happen; first_token is time to the first token.
+STAGES = ("resolve", "prompt", "first_token", "generate", "check", "persist", "total")
+
 
 
 class PostRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

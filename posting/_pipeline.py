@@ -34,6 +34,7 @@ from inference import (
 from posting._checks import Limits, check_variant, score, select
 from posting._errors import InvalidRequest, UnknownKol
 from posting._models import (
+    STAGES,
     PostCreated,
     PostDone,
     PostError,
@@ -53,9 +54,6 @@ from posting._text import normalize, text_length
 log = structlog.get_logger("posting.pipeline")
 
 Emit = Callable[[PostEvent], None]
-
-# Stage timings, in the order they happen; first_token is time to the first token.
-_STAGES = ("resolve", "prompt", "first_token", "generate", "check", "persist", "total")
 
 
 def _ignore(event: PostEvent) -> None:
@@ -257,7 +255,7 @@ class _Run:
             self.emit(PostSelected(chosen))
         self.timings["check"] += _ms(began, time.monotonic())
         merged = {**self.prepared.timings_ms, **self.timings}
-        timings = {name: merged[name] for name in _STAGES if name in merged}
+        timings = {name: merged[name] for name in STAGES if name in merged}
         picked = rows[chosen] if chosen is not None else None
         return Outcome(
             status=status, selected_variant=chosen,

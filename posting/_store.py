@@ -15,6 +15,7 @@ from config import Persona
 from inference import CallRecord
 from posting._checks import Check
 from posting._models import (
+    STAGES,
     KolRef,
     PostView,
     Selected,
@@ -209,6 +210,12 @@ def _call_row(post_id: uuid.UUID, call: CallRecord) -> tuple:
             call.ttft_ms, call.duration_ms, call.attempts, call.error)
 
 
+def _in_stage_order(timings: dict[str, float]) -> dict[str, float]:
+    """jsonb keeps keys in its own order; give them back in the order stages run."""
+    rank = {name: index for index, name in enumerate(STAGES)}
+    return dict(sorted(timings.items(), key=lambda item: rank.get(item[0], len(rank))))
+
+
 def _variant_view(row: dict[str, Any]) -> VariantView:
     return VariantView(
         variant=row["variant"], title=row["title"], body=row["body"], score=row["score"],
@@ -242,7 +249,7 @@ def _post_view(
             estimated=totals["estimated"],
         ),
         cost_usd=round(totals["cost_usd"], 8),
-        timings_ms=dict(post["timings_ms"]),
+        timings_ms=_in_stage_order(post["timings_ms"]),
         failure_reason=post["failure_reason"],
         created_at=post["created_at"],
         updated_at=post["updated_at"],
