@@ -82,7 +82,7 @@ def generate(stock: str, kol: int, posting_type: str, max_words: int, variants: 
     """Generate a post with variants, watch it stream, store it as a draft."""
     request = PostRequest(stock=stock, kol=kol, posting_type=posting_type, max_words=max_words,
                           variants=variants, backend=backend, model=model,
-                          facts=_parse_facts(facts))
+                          facts=_parse_facts(facts), actor="cli")
 
     async def go(service: PostingService) -> Any:
         prepared = await service.pipeline.prepare(request)

@@ -93,11 +93,24 @@ class Generation(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     title_allowance_tokens: Annotated[int, msgspec.Meta(ge=0)] = 48
 
 
+class Server(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    # Comma-separated `name:key` pairs (or bare keys); only their SHA-256 is stored.
+    api_keys: str = ""
+    heartbeat_s: PositiveSeconds = 15.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    resume_ttl_s: PositiveSeconds = 600.0  # how long a finished stream stays replayable live
+    shutdown_grace_s: PositiveSeconds = 30.0
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database_url: str | None = None  # unset: an embedded PostgreSQL in data_dir
     redis_url: str | None = None
     data_dir: str = ""  # empty: the user's data directory
     backend: str = "local"
+    speed_backend: str = "vllm"  # what `speed_mode` picks
     db_pool_min: Annotated[int, msgspec.Meta(ge=1)] = 1
     db_pool_max: Annotated[int, msgspec.Meta(ge=1)] = 10
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -106,11 +119,14 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     retries: Retries = msgspec.field(default_factory=Retries)
     generation: Generation = msgspec.field(default_factory=Generation)
+    server: Server = msgspec.field(default_factory=Server)
 
     def __post_init__(self) -> None:
-        if self.backend not in self.backends:
-            known = ", ".join(sorted(self.backends))
-            raise ValueError(f"BACKEND=no backend named {self.backend!r} (known: {known})")
+        known = ", ".join(sorted(self.backends))
+        for field in ("backend", "speed_backend"):
+            if getattr(self, field) not in self.backends:
+                name = getattr(self, field)
+                raise ValueError(f"{field.upper()}=no backend named {name!r} (known: {known})")
 
     def data_path(self) -> Path:
         """Where the embedded database and the local model's log live."""

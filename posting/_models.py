@@ -25,7 +25,9 @@ class PostRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     variants: int = 5
     backend: str | None = None
     model: str | None = None
+    speed_mode: bool = False
     facts: Facts = msgspec.field(default_factory=Facts)
+    actor: str | None = None  # who asked: an API key's name, or "cli"
 
 
 class UsageView(msgspec.Struct, kw_only=True):

@@ -116,8 +116,9 @@ class Pipeline:
                         model=model, card=card, chat=chat, limits=limits, timings_ms=timings)
 
     async def _route(self, request: PostRequest, persona: Persona) -> tuple[LLMClient, str]:
-        """Request first, then the KOL's default, then the global default."""
-        name = request.backend or persona.backend or self._settings.backend
+        """Request first (a named backend, then speed mode), the KOL's default, the global."""
+        speed = self._settings.speed_backend if request.speed_mode else None
+        name = request.backend or speed or persona.backend or self._settings.backend
         if name not in self._settings.backends:
             known = ", ".join(sorted(self._settings.backends))
             raise InvalidRequest("backend", f"no backend named {name!r} (configured: {known})")
@@ -128,9 +129,11 @@ class Pipeline:
         kol_model = persona.model if persona.backend == name else None
         return client, request.model or kol_model or client.model
 
-    async def generate(self, prepared: Prepared, *, emit: Emit = _ignore) -> PostView:
+    async def generate(
+        self, prepared: Prepared, *, emit: Emit = _ignore, post_id: uuid.UUID | None = None
+    ) -> PostView:
         """Run a prepared request to a stored post; never raises for LLM failures."""
-        run = _Run(prepared, emit)
+        run = _Run(prepared, emit, post_id or uuid.uuid4())
         started = time.monotonic()
         await self._store.create_post(_new_post(run.post_id, prepared))
         emit(PostCreated(str(run.post_id)))
@@ -181,10 +184,10 @@ class _Variant(msgspec.Struct, kw_only=True):
 class _Run:
     """The state of one generation, fed by the client's events."""
 
-    def __init__(self, prepared: Prepared, emit: Emit) -> None:
+    def __init__(self, prepared: Prepared, emit: Emit, post_id: uuid.UUID) -> None:
         self.prepared = prepared
         self.emit = emit
-        self.post_id = uuid.uuid4()
+        self.post_id = post_id
         self.variants = [_Variant() for _ in range(prepared.chat.n)]
         self.calls: list[CallRecord] = []
         self.timings: dict[str, float] = {"check": 0.0}
@@ -299,7 +302,7 @@ def _new_post(post_id: uuid.UUID, p: Prepared) -> NewPost:
         id=post_id, kol_serial=p.persona.serial, stock_code=p.stock.code,
         stock_name=p.stock.name, posting_type=p.request.posting_type,
         max_words=p.request.max_words, variants_requested=p.chat.n, backend=p.client.name,
-        model=p.model, facts=msgspec.to_builtins(p.request.facts),
+        model=p.model, facts=msgspec.to_builtins(p.request.facts), created_by=p.request.actor,
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from psycopg_pool import AsyncConnectionPool
 
 from config import Settings, personas
 from inference import Backends
@@ -21,13 +22,21 @@ class PostingService:
     """The shared core of the CLI, the server and the workers."""
 
     def __init__(
-        self, *, settings: Settings, store: Store, backends: Backends, stocks: StockDirectory
+        self,
+        *,
+        settings: Settings,
+        pool: AsyncConnectionPool,
+        backends: Backends,
+        stocks: StockDirectory,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.pool = pool
+        self.store = Store(pool)
         self.backends = backends
         self.stocks = stocks
-        self.pipeline = Pipeline(settings=settings, store=store, backends=backends, stocks=stocks)
+        self.pipeline = Pipeline(
+            settings=settings, store=self.store, backends=backends, stocks=stocks
+        )
 
     @classmethod
     @asynccontextmanager
@@ -39,11 +48,10 @@ class PostingService:
         await asyncio.to_thread(text.warm_up)
         pool = await open_pool(settings, data_dir=settings.data_path())
         try:
-            store = Store(pool)
-            await store.seed_kols(personas())
+            await Store(pool).seed_kols(personas())
             backends = Backends(settings, data_dir=settings.data_path(), http_client=http_client)
             try:
-                yield cls(settings=settings, store=store, backends=backends, stocks=stocks)
+                yield cls(settings=settings, pool=pool, backends=backends, stocks=stocks)
             finally:
                 await backends.aclose()
         finally:

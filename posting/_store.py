@@ -39,6 +39,7 @@ class NewPost(msgspec.Struct, kw_only=True):
     backend: str
     model: str
     facts: dict[str, Any]
+    created_by: str | None = None
 
 
 class VariantRow(msgspec.Struct, kw_only=True):
@@ -109,11 +110,11 @@ class Store:
         async with self._pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO posts (id, kol_serial, stock_code, stock_name, posting_type,"
-                " max_words, variants_requested, status, backend, model, facts)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'generating', %s, %s, %s)",
+                " max_words, variants_requested, status, backend, model, facts, created_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'generating', %s, %s, %s, %s)",
                 (post.id, post.kol_serial, post.stock_code, post.stock_name, post.posting_type,
                  post.max_words, post.variants_requested, post.backend, post.model,
-                 Jsonb(post.facts)),
+                 Jsonb(post.facts), post.created_by),
             )
 
     async def finish_post(self, post_id: uuid.UUID, outcome: Outcome) -> None:
