@@ -165,6 +165,62 @@ def posts_show(post_id: str, as_json: bool) -> None:
         print_post(post)
 
 
+@cli.command()
+@click.option("--host", help="Interface to listen on (default: the server.host setting).")
+@click.option("--port", type=int, help="Port (default: the server.port setting).")
+@click.option("--workers", type=int, help="Processes (default: the server.workers setting).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP server: SSE generation, review API, health checks."""
+    import uvicorn
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise CliError(str(exc)) from None
+    uvicorn.run(
+        "server:serve_app",
+        factory=True,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+        workers=workers or settings.server.workers,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=int(settings.server.shutdown_grace_s) + 5,
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """API keys for the server."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who holds the key; recorded on every change.")
+def keys_create(name: str) -> None:
+    """Create a key and print it once; only its SHA-256 is stored."""
+    from server import KeyStore
+
+    click.echo(_run(lambda service: KeyStore(service.pool).create(name)))
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys by name (never the keys themselves)."""
+    from server import KeyStore
+
+    for name, created, revoked in _run(lambda service: KeyStore(service.pool).list()):
+        click.echo(f"{name}\t{created}\t{'revoked' if revoked else 'active'}")
+
+
+@keys.command("revoke")
+@click.option("--name", required=True)
+def keys_revoke(name: str) -> None:
+    """Revoke every active key with this name."""
+    from server import KeyStore
+
+    count = _run(lambda service: KeyStore(service.pool).revoke(name))
+    click.echo(f"revoked {count} key(s)")
+
+
 @cli.group()
 def db() -> None:
     """Database administration."""

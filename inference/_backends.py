@@ -38,6 +38,28 @@ class Backends:
     def names(self) -> list[str]:
         return sorted(self._settings.backends)
 
+    def status(self, name: str) -> str:
+        """`ready` to probe, `idle` (local, not started yet) or `not configured`."""
+        backend = self._settings.backends[name]
+        if backend.kind == "local" and not backend.base_url and name not in self._clients:
+            return "idle"
+        if backend.kind == "openai" and not self._api_key(name):
+            return f"not configured: set {backend.api_key_env}"
+        return "ready"
+
+    def base_url(self, name: str) -> str:
+        if name in self._clients:
+            return self._clients[name].base_url
+        return self._settings.backends[name].base_url
+
+    def auth_headers(self, name: str) -> dict[str, str]:
+        key = self._api_key(name)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _api_key(self, name: str) -> str | None:
+        env = self._settings.backends[name].api_key_env
+        return os.environ.get(env) if env else None
+
     async def client(self, name: str) -> LLMClient:
         if name not in self._settings.backends:
             raise BackendUnavailable(
@@ -53,7 +75,7 @@ class Backends:
         base_url = backend.base_url
         if backend.kind == "local" and not base_url:
             base_url = await self._start_local()
-        api_key = os.environ.get(backend.api_key_env) if backend.api_key_env else None
+        api_key = self._api_key(name)
         if backend.kind == "openai" and not api_key:
             raise BackendUnavailable(
                 f"backend {name!r} needs an API key: set {backend.api_key_env}"

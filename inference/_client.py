@@ -54,6 +54,7 @@ class LLMClient:
     ) -> None:
         self.name = name
         self.backend = backend
+        self.base_url = base_url
         self.card = card
         self._retries = retries
         self._slots = asyncio.Semaphore(backend.max_concurrency)

@@ -14,6 +14,7 @@ from posting._models import (
     StageDone,
     VariantDelta,
     VariantDone,
+    VariantView,
 )
 from posting._pipeline import Emit, Pipeline, Prepared
 from posting._prompts import Facts, build_messages
@@ -48,6 +49,7 @@ __all__ = [
     "UnknownStock",
     "VariantDelta",
     "VariantDone",
+    "VariantView",
     "build_messages",
     "migrate",
     "normalize",

@@ -4,6 +4,9 @@
     ├── InvalidRequest          bad input, named by field; nothing is stored
     │   ├── UnknownStock        with close matches as suggestions
     │   └── UnknownKol
+    ├── NotFound                the post or KOL named by `field` does not exist
+    └── Conflict                the stored state forbids the change; `field` names it
+        └── TransitionNotAllowed    a review status change outside the allowed moves
 
 A generation that fails after the post was accepted raises nothing: it ends as a stored
 post with status `failed` and its reason.
@@ -39,3 +42,27 @@ class UnknownKol(InvalidRequest):
         shown = ", ".join(str(s) for s in known[:12])
         super().__init__("kol", f"no KOL persona with serial {serial!r} (known: {shown})")
         self.serial = serial
+
+
+class NotFound(PostingError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Conflict(PostingError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class TransitionNotAllowed(Conflict):
+    def __init__(self, current: str, target: str, allowed: list[str]) -> None:
+        moves = ", ".join(allowed) if allowed else "none"
+        super().__init__(
+            "status", f"a {current} post cannot become {target} (allowed from {current}: {moves})"
+        )
+        self.current = current
+        self.target = target

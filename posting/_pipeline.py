@@ -237,7 +237,7 @@ class _Run:
 
     def abandon(self, code: str, reason: str) -> None:
         """Close every open variant with `reason`; keep what they had written."""
-        self.failure = (code, reason)
+        self.failure = (code, f"{code}: {reason}")
         for index, variant in enumerate(self.variants):
             if variant.done is None:
                 self._close(index, None, _Abandoned(code, reason))

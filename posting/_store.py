@@ -176,6 +176,13 @@ class Store:
             totals = await cur.fetchone()
         return _post_view(post, variants, totals)
 
+    async def variants(self, post_id: uuid.UUID) -> list[VariantView]:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT * FROM post_variants WHERE post_id = %s ORDER BY variant", (post_id,)
+            )
+            return [_variant_view(row) for row in await cur.fetchall()]
+
     async def list_posts(self, *, status: str | None = None, limit: int = 20) -> list[dict]:
         """Newest first: a summary row per post."""
         async with self._pool.connection() as conn:

@@ -13,7 +13,8 @@ Kinds: `429` (rate_limit_exceeded with Retry-After), `quota` (429 insufficient_q
 `500` (server_error), and three that strike after some tokens have streamed:
 `midstream` (an `error` event, then the body ends), `stall` (silence, then the rest),
 `truncate` (the body ends with no finish chunk and no [DONE]). Tuning headers:
-`X-Sim-Fault-After` (tokens before a mid-stream fault), `X-Sim-Stall-S` (seconds of
+`X-Sim-Fault-After` (the fault strikes after the first chunk that
+reaches this many tokens, counted over all choices), `X-Sim-Stall-S` (seconds of
 silence), `X-Sim-Retry-After` (seconds in Retry-After; fractions add retry-after-ms).
 """
 
@@ -83,8 +84,8 @@ def plan_fault(
         kind = _draw(defaults.rates, rng)
     return FaultPlan(
         kind=None if kind == "none" else kind,
-        after_tokens=_number(headers.get("x-sim-fault-after"), "X-Sim-Fault-After", int,
-                             defaults.after_tokens),
+        after_tokens=int(_number(headers.get("x-sim-fault-after"), "X-Sim-Fault-After", int,
+                                 defaults.after_tokens)),
         stall_s=_number(headers.get("x-sim-stall-s"), "X-Sim-Stall-S", float,
                         defaults.stall_s),
         retry_after_s=_number(headers.get("x-sim-retry-after"), "X-Sim-Retry-After", float,

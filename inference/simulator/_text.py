@@ -193,17 +193,15 @@ def _body(name: str, limit: int, rng: random.Random, *, simplified: bool) -> lis
         if used + size + reserve <= upper:
             chosen.append(sentence)
             used += size
+    fillers = [fill(t) for t in rng.sample(_FILLERS, 2)]  # at most two, before the closing
+    for filler in fillers:
+        size = text_units(filler)
+        if used + reserve < target and used + size + reserve <= upper:
+            chosen.append(filler)
+            used += size
     if used + reserve <= upper:
         chosen.append(closing)
         used += reserve
-    fillers = [fill(t) for t in _FILLERS]
-    rng.shuffle(fillers)
-    for filler in fillers:
-        if used >= target:
-            break
-        if used + text_units(filler) <= upper:
-            chosen.append(filler)
-            used += text_units(filler)
     if not chosen:
         chosen.append(closing[:upper])
     return chosen

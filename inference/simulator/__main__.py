@@ -1,0 +1,7 @@
+"""`python -m inference.simulator`: serve the simulated backend in the foreground."""
+
+import sys
+
+from inference.simulator import main
+
+sys.exit(main())

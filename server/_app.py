@@ -1,0 +1,83 @@
+"""The Litestar application: built by a factory, resources opened once in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from config import Settings, configure_logging, load_settings
+from posting import PostingService
+from server._auth import ApiKeyMiddleware
+from server._catalog import CatalogController
+from server._generate import GenerateController
+from server._health import healthz, readyz
+from server._keys import KeyStore, parse_setting
+from server._problems import HANDLERS
+from server._review import ReviewController
+from server._runs import Runs
+
+# Open without a key: health checks, the OpenAPI schema, metrics. All of /v1 needs one.
+_PUBLIC = [r"^/healthz$", r"^/readyz$", r"^/schema", r"^/metrics"]
+
+
+def create_app(settings: Settings | None = None, *,
+               http_client: httpx.AsyncClient | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with PostingService.open(settings, http_client=http_client) as service:
+            keys = KeyStore(service.pool)
+            for name, key in parse_setting(settings.server.api_keys):
+                await keys.add(name, key)
+            runs = Runs(service.pipeline, keep_s=settings.server.resume_ttl_s)
+            app.state.update(service=service, api_keys=keys, runs=runs)
+            try:
+                yield
+            finally:
+                await runs.drain(settings.server.shutdown_grace_s)
+
+    return Litestar(
+        route_handlers=[GenerateController, ReviewController, CatalogController, healthz,
+                        readyz],
+        lifespan=[lifespan],
+        dependencies={
+            "service": Provide(_service, sync_to_thread=False),
+            "runs": Provide(_runs, sync_to_thread=False),
+        },
+        middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=_PUBLIC)],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Forum AutoPoster",
+            version="0.1.0",
+            components=Components(security_schemes={
+                "apiKey": SecurityScheme(type="http", scheme="bearer"),
+            }),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )
+
+
+def _service(state: State) -> PostingService:
+    return state.service
+
+
+def _runs(state: State) -> Runs:
+    return state.runs
+
+
+def serve_app() -> Litestar:
+    """The factory `autoposter serve` hands to uvicorn, in every worker process."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
