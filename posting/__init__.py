@@ -2,7 +2,15 @@
 
 from posting._checks import Check, Limits
 from posting._db import DatabaseUnavailable, migrate, open_pool
-from posting._errors import InvalidRequest, PostingError, UnknownKol, UnknownStock
+from posting._errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PostingError,
+    TransitionNotAllowed,
+    UnknownKol,
+    UnknownStock,
+)
 from posting._models import (
     PostCreated,
     PostDone,
@@ -18,35 +26,56 @@ from posting._models import (
 )
 from posting._pipeline import Emit, Pipeline, Prepared
 from posting._prompts import Facts, build_messages
+from posting._review import (
+    Change,
+    KolChange,
+    Page,
+    PostChange,
+    PostFilters,
+    PostSummary,
+    Review,
+    ValueChange,
+)
 from posting._service import PostingService
 from posting._stocks import Stock, StockDirectory
 from posting._store import Store
 from posting._text import normalize, text_length
 
 __all__ = [
+    "Change",
     "Check",
+    "Conflict",
     "DatabaseUnavailable",
     "Emit",
     "Facts",
     "InvalidRequest",
+    "KolChange",
     "Limits",
+    "NotFound",
+    "Page",
     "Pipeline",
+    "PostChange",
     "PostCreated",
     "PostDone",
     "PostError",
     "PostEvent",
+    "PostFilters",
     "PostRequest",
     "PostSelected",
+    "PostSummary",
     "PostView",
     "PostingError",
     "PostingService",
     "Prepared",
+    "Review",
     "StageDone",
     "Stock",
     "StockDirectory",
     "Store",
+    "TransitionNotAllowed",
     "UnknownKol",
     "UnknownStock",
+    "ValueChange",
     "VariantDelta",
     "VariantDone",
     "VariantView",

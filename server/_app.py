@@ -21,7 +21,7 @@ from server._generate import GenerateController
 from server._health import healthz, readyz
 from server._keys import KeyStore, parse_setting
 from server._problems import HANDLERS
-from server._review import ReviewController
+from server._review import ReviewController, list_posts
 from server._runs import Runs
 
 # Open without a key: health checks, the OpenAPI schema, metrics. All of /v1 needs one.
@@ -46,8 +46,9 @@ def create_app(settings: Settings | None = None, *,
                 await runs.drain(settings.server.shutdown_grace_s)
 
     return Litestar(
-        route_handlers=[GenerateController, ReviewController, CatalogController, healthz,
-                        readyz],
+        # list_posts shares /v1/posts with GenerateController's POST, so it comes after it.
+        route_handlers=[GenerateController, list_posts, ReviewController, CatalogController,
+                        healthz, readyz],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),

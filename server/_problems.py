@@ -9,7 +9,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from posting import InvalidRequest, UnknownStock
+from posting import Conflict, InvalidRequest, NotFound, TransitionNotAllowed, UnknownStock
 
 log = structlog.get_logger("server.problems")
 
@@ -49,6 +49,15 @@ def on_invalid_request(_: Request, exc: InvalidRequest) -> Response:
     return problem_response(422, "invalid_request", str(exc), field=exc.field, extra=extra)
 
 
+def on_not_found(_: Request, exc: NotFound) -> Response:
+    return problem_response(404, "not_found", str(exc), field=exc.field)
+
+
+def on_conflict(_: Request, exc: Conflict) -> Response:
+    code = "transition_not_allowed" if isinstance(exc, TransitionNotAllowed) else "conflict"
+    return problem_response(409, code, str(exc), field=exc.field)
+
+
 def on_problem(_: Request, exc: Problem) -> Response:
     return problem_response(exc.status_code, exc.code, exc.detail, field=exc.field,
                             extra=exc.extra)
@@ -85,6 +94,8 @@ def on_unexpected(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {
     InvalidRequest: on_invalid_request,
+    NotFound: on_not_found,
+    Conflict: on_conflict,
     Problem: on_problem,
     ValidationException: on_validation,
     HTTPException: on_http,
