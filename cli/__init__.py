@@ -188,6 +188,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
 
 
+@cli.command(add_help_option=False, context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def simulate(args: tuple[str, ...]) -> None:
+    """Serve a simulated OpenAI-compatible backend (`simulate --help` for its options)."""
+    from inference.simulator import main as simulate_main
+
+    raise SystemExit(simulate_main(list(args)))
+
+
 @cli.group()
 def keys() -> None:
     """API keys for the server."""

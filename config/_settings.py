@@ -36,6 +36,7 @@ class Backend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     base_url: str = ""
     model: str
     api_key_env: str | None = None
+    headers: dict[str, str] = {}  # sent with every request (routing, tenant, test hooks)
     # Capabilities: `n` in one request (else concurrent requests); usage while streaming.
     supports_n: bool = True
     max_n: Annotated[int, msgspec.Meta(ge=1)] = 128

@@ -69,6 +69,7 @@ class LLMClient:
                 write=timeouts.connect_s,
                 pool=timeouts.idle_s,
             ),
+            default_headers=backend.headers or None,
             http_client=http_client,
         )
 

@@ -14,6 +14,7 @@ the original chained as the cause.
 
 from __future__ import annotations
 
+import httpx
 import openai
 
 
@@ -67,6 +68,12 @@ def from_openai(exc: Exception) -> LLMError:
         return UpstreamError(f"backend failed mid-stream: {exc.message}")
     if isinstance(exc, UnicodeDecodeError):
         return StreamBroken("stream cut off inside a character")
+    if isinstance(exc, httpx.TimeoutException):  # raised while iterating a stream
+        return LLMTimeout(f"no chunk from the backend within the idle timeout ({exc!r})")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return StreamBroken(f"the backend closed the stream mid-response: {exc}")
+    if isinstance(exc, httpx.HTTPError):
+        return UpstreamError(f"the stream failed: {exc!r}")
     return LLMError(f"{type(exc).__name__}: {exc}")
 
 

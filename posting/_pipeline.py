@@ -48,6 +48,7 @@ from posting._models import (
 )
 from posting._prompts import build_messages
 from posting._stocks import Stock, StockDirectory
+from posting._storable import ensure_storable
 from posting._store import NewPost, Outcome, Store, VariantRow
 from posting._text import normalize, text_length
 
@@ -87,6 +88,7 @@ class Pipeline:
         """Validate and resolve `request`; raises InvalidRequest naming the field."""
         started = time.monotonic()
         _check_ranges(request)
+        ensure_storable(request, "")
         stock = self._stocks.resolve(request.stock)
         persona = await self._store.get_kol(request.kol)
         if persona is None:

@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 from config import Persona
 from posting._errors import Conflict, InvalidRequest, NotFound, TransitionNotAllowed
 from posting._models import KolRef, PostStatus, PostView, StockRef
+from posting._storable import ensure_storable
 from posting._store import Store, _persona, _profile
 
 MAX_PAGE = 100
@@ -154,6 +155,7 @@ class Review:
     async def update_post(self, post_id: uuid.UUID, change: PostChange, *,
                           actor: str) -> PostView:
         """Apply an edit, variant choice or status move; unchanged values record nothing."""
+        ensure_storable(change, "")
         async with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -184,6 +186,7 @@ class Review:
     # KOLs
 
     async def create_kol(self, persona: Persona, *, actor: str) -> Persona:
+        ensure_storable(persona, "")
         persona = _validated(msgspec.to_builtins(persona))
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
@@ -202,6 +205,7 @@ class Review:
 
     async def update_kol(self, serial: int, change: KolChange, *, actor: str) -> Persona:
         """Replace the given fields; the result must still be a valid persona."""
+        ensure_storable(change, "")
         async with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM kols WHERE serial = %s FOR UPDATE", (serial,))

@@ -134,6 +134,7 @@ class Simulator:
         bound_port = sock.getsockname()[1]
         url_host = f"[{host}]" if ":" in host else host
         self.base_url = f"http://{url_host}:{bound_port}/v1"
+        self._loop = None
         self._server = _Server(_uvicorn_config(self.state, host=host, port=bound_port))
         self._thread = threading.Thread(target=self._serve_in_thread, args=(sock,),
                                         name=f"simulator:{bound_port}", daemon=True)

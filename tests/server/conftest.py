@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from config import Settings, load_settings
+from inference.simulator import Simulator
 from server import create_app
 
 API_KEY = "test-key-0123456789"
@@ -64,3 +65,21 @@ async def api(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def only_mock_llm() -> Callable[[httpx.Request], bool]:
     return lambda request: request.url.host == "llm.test"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    """The simulated backend on its own thread; `sim_env` points a server at it."""
+    async with Simulator(profile="gpt-4o-mini", seed=7) as sim:
+        yield sim
+
+
+def sim_env(base: dict[str, str], sim: Simulator, *, profile: str = "gpt-4o-mini",
+            **extra: str) -> dict[str, str]:
+    """Settings environment: the `sim` backend (kind vllm) as the default."""
+    return {**base,
+            "AUTOPOSTER_BACKENDS__SIM__KIND": "vllm",
+            "AUTOPOSTER_BACKENDS__SIM__BASE_URL": sim.base_url,
+            "AUTOPOSTER_BACKENDS__SIM__MODEL": profile,
+            "AUTOPOSTER_BACKEND": "sim",
+            **extra}

@@ -101,6 +101,7 @@ async def test_replay_of_finished_post_honours_last_event_id(api, httpx_mock) ->
         ({**BODY, "max_words": "lots"}, 400, "max_words"),
         ({**BODY, "colour": "red"}, 400, "colour"),
         ({k: v for k, v in BODY.items() if k != "kol"}, 400, "kol"),
+        ({**BODY, "facts": {"notes": ["bad \u0000 byte"]}}, 422, "facts.notes"),
     ],
 )
 async def test_bad_input_is_problem_json_naming_field(api, body, status, field) -> None:
@@ -108,6 +109,14 @@ async def test_bad_input_is_problem_json_naming_field(api, body, status, field) 
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert reply.json()["field"] == field
+
+
+async def test_lone_surrogate_is_refused_by_field_name(api) -> None:
+    body = json.dumps({**BODY, "model": "MARK"}).replace("MARK", "\\ud800")
+    reply = await api.post("/v1/posts", content=body.encode(),
+                           headers={"content-type": "application/json"})
+    assert reply.status_code == 422
+    assert reply.json()["field"] == "model"
 
 
 async def test_malformed_json_is_400_problem(api) -> None:
