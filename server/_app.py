@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None, *,
             keys = KeyStore(service.pool)
             for name, key in parse_setting(settings.server.api_keys):
                 await keys.add(name, key)
+            if settings.backends[settings.backend].kind == "local":
+                await service.backends.client(settings.backend)  # start the model now
             runs = Runs(service.pipeline, keep_s=settings.server.resume_ttl_s)
             app.state.update(service=service, api_keys=keys, runs=runs)
             try:
