@@ -6,55 +6,17 @@ traceback: bad input (exit 2), settings or services (exit 1).
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import msgspec
 
+from cli._batch import batch, worker
+from cli._common import CliError, run_service, settings_or_exit
 from cli._render import LiveVariants, print_kols, print_post, print_posts, print_stocks
-from config import SettingsError, configure_logging, load_settings
-from posting import (
-    DatabaseUnavailable,
-    Facts,
-    InvalidRequest,
-    PostingService,
-    PostRequest,
-    StockDirectory,
-    UnknownStock,
-)
-
-T = TypeVar("T")
-
-
-class CliError(click.ClickException):
-    """One line on stderr, then exit with `exit_code`."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _run(make: Callable[[PostingService], Awaitable[T]]) -> T:
-    """Open the service (database, backends), run one coroutine, close everything."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise CliError(str(exc)) from None
-
-    async def main() -> T:
-        async with PostingService.open(settings) as service:
-            return await make(service)
-
-    try:
-        return asyncio.run(main())
-    except InvalidRequest as exc:
-        raise CliError(str(exc), exit_code=2) from None
-    except DatabaseUnavailable as exc:
-        raise CliError(f"database: {exc}") from None
-
+from config import configure_logging
+from posting import Facts, PostingService, PostRequest, StockDirectory, UnknownStock
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Write structured logs to stderr.")
@@ -90,7 +52,7 @@ def generate(stock: str, kol: int, posting_type: str, max_words: int, variants: 
         with live:
             return await service.pipeline.generate(prepared, emit=live.on_event)
 
-    post = _run(go)
+    post = run_service(go)
     if as_json:
         click.echo(_json_summary(post))
     else:
@@ -103,7 +65,7 @@ def generate(stock: str, kol: int, posting_type: str, max_words: int, variants: 
 @click.option("--json", "as_json", is_flag=True)
 def kols(as_json: bool) -> None:
     """List the KOL personas."""
-    personas = _run(lambda service: service.store.list_kols())
+    personas = run_service(lambda service: service.store.list_kols())
     if as_json:
         click.echo(msgspec.json.encode(personas).decode())
     else:
@@ -138,7 +100,7 @@ def posts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> 
     """List stored posts, newest first; `posts show ID` shows one."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = _run(lambda service: service.store.list_posts(status=status, limit=limit))
+    rows = run_service(lambda service: service.store.list_posts(status=status, limit=limit))
     if as_json:
         click.echo(msgspec.json.encode(rows).decode())
     else:
@@ -156,7 +118,7 @@ def posts_show(post_id: str, as_json: bool) -> None:
         key = uuid.UUID(post_id)
     except ValueError:
         raise CliError(f"post_id: {post_id!r} is not a UUID", exit_code=2) from None
-    post = _run(lambda service: service.store.get_post(key))
+    post = run_service(lambda service: service.store.get_post(key))
     if post is None:
         raise CliError(f"post_id: no post {post_id}", exit_code=2)
     if as_json:
@@ -173,10 +135,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP server: SSE generation, review API, health checks."""
     import uvicorn
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise CliError(str(exc)) from None
+    settings = settings_or_exit()
     uvicorn.run(
         "server:serve_app",
         factory=True,
@@ -208,7 +167,7 @@ def keys_create(name: str) -> None:
     """Create a key and print it once; only its SHA-256 is stored."""
     from server import KeyStore
 
-    click.echo(_run(lambda service: KeyStore(service.pool).create(name)))
+    click.echo(run_service(lambda service: KeyStore(service.pool).create(name)))
 
 
 @keys.command("list")
@@ -216,7 +175,7 @@ def keys_list() -> None:
     """List keys by name (never the keys themselves)."""
     from server import KeyStore
 
-    for name, created, revoked in _run(lambda service: KeyStore(service.pool).list()):
+    for name, created, revoked in run_service(lambda service: KeyStore(service.pool).list()):
         click.echo(f"{name}\t{created}\t{'revoked' if revoked else 'active'}")
 
 
@@ -226,7 +185,7 @@ def keys_revoke(name: str) -> None:
     """Revoke every active key with this name."""
     from server import KeyStore
 
-    count = _run(lambda service: KeyStore(service.pool).revoke(name))
+    count = run_service(lambda service: KeyStore(service.pool).revoke(name))
     click.echo(f"revoked {count} key(s)")
 
 
@@ -239,7 +198,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply pending migrations (also done automatically at start)."""
     # Opening the service migrates; report where the schema stands now.
-    click.echo(f"database schema at version {_run(lambda s: s.store.schema_version())}")
+    click.echo(f"database schema at version {run_service(lambda s: s.store.schema_version())}")
 
 
 def _parse_facts(items: tuple[str, ...]) -> Facts:
@@ -286,6 +245,10 @@ def _json_summary(post: Any) -> str:
         "failure_reason": post.failure_reason,
     }
     return msgspec.json.format(msgspec.json.encode(document), indent=2).decode()
+
+
+cli.add_command(batch)
+cli.add_command(worker)
 
 
 def main() -> None:

@@ -41,7 +41,9 @@ class Backend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     supports_n: bool = True
     max_n: Annotated[int, msgspec.Meta(ge=1)] = 128
     stream_usage: bool = True
+    # Limits shared by every process through Redis when batches run on workers.
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
+    tokens_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no limit
 
 
 def _default_backends() -> dict[str, Backend]:
@@ -106,6 +108,17 @@ class Server(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shutdown_grace_s: PositiveSeconds = 30.0
 
 
+class Batches(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_items: Annotated[int, msgspec.Meta(ge=1)] = 500
+    worker_max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 32  # arq jobs at once per worker
+    local_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16  # in process, without Redis
+    heartbeat_s: PositiveSeconds = 5.0
+    stale_after_s: PositiveSeconds = 30.0  # a running item without a heartbeat this long
+    retry_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 8  # opening a stream, 429s
+    shutdown_wait_s: PositiveSeconds = 30.0
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # worker /metrics; 0: off
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database_url: str | None = None  # unset: an embedded PostgreSQL in data_dir
     redis_url: str | None = None
@@ -121,6 +134,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retries: Retries = msgspec.field(default_factory=Retries)
     generation: Generation = msgspec.field(default_factory=Generation)
     server: Server = msgspec.field(default_factory=Server)
+    batches: Batches = msgspec.field(default_factory=Batches)
 
     def __post_init__(self) -> None:
         known = ", ".join(sorted(self.backends))

@@ -1,5 +1,16 @@
 """The posting domain: prompts, variants, checks, selection and storage of KOL posts."""
 
+from posting._batches import (
+    BatchCounts,
+    BatchItem,
+    Batches,
+    BatchView,
+    LocalLimiter,
+    Plan,
+    expand,
+    post_id_for,
+    run_in_process,
+)
 from posting._checks import Check, Limits
 from posting._db import DatabaseUnavailable, migrate, open_pool
 from posting._errors import (
@@ -26,6 +37,7 @@ from posting._models import (
 )
 from posting._pipeline import Emit, Pipeline, Prepared
 from posting._prompts import Facts, build_messages
+from posting._queue import BatchQueue, RedisLimiter, job_id
 from posting._review import (
     Change,
     KolChange,
@@ -42,6 +54,18 @@ from posting._store import Store
 from posting._text import normalize, text_length
 
 __all__ = [
+    "BatchCounts",
+    "BatchItem",
+    "BatchQueue",
+    "BatchView",
+    "Batches",
+    "LocalLimiter",
+    "Plan",
+    "RedisLimiter",
+    "expand",
+    "job_id",
+    "post_id_for",
+    "run_in_process",
     "Change",
     "Check",
     "Conflict",

@@ -84,15 +84,25 @@ class Pipeline:
         self._backends = backends
         self._stocks = stocks
 
-    async def prepare(self, request: PostRequest) -> Prepared:
-        """Validate and resolve `request`; raises InvalidRequest naming the field."""
-        started = time.monotonic()
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    async def validate(self, request: PostRequest) -> tuple[Stock, Persona]:
+        """Check `request` without touching a backend; raises InvalidRequest."""
         _check_ranges(request)
         ensure_storable(request, "")
         stock = self._stocks.resolve(request.stock)
         persona = await self._store.get_kol(request.kol)
         if persona is None:
             raise UnknownKol(request.kol, [p.serial for p in await self._store.list_kols()])
+        self.backend_name(request, persona)
+        return stock, persona
+
+    async def prepare(self, request: PostRequest) -> Prepared:
+        """Validate and resolve `request`; raises InvalidRequest naming the field."""
+        started = time.monotonic()
+        stock, persona = await self.validate(request)
         client, model = await self._route(request, persona)
         resolved = time.monotonic()
         generation = self._settings.generation
@@ -117,13 +127,17 @@ class Pipeline:
         return Prepared(request=request, stock=stock, persona=persona, client=client,
                         model=model, card=card, chat=chat, limits=limits, timings_ms=timings)
 
-    async def _route(self, request: PostRequest, persona: Persona) -> tuple[LLMClient, str]:
+    def backend_name(self, request: PostRequest, persona: Persona) -> str:
         """Request first (a named backend, then speed mode), the KOL's default, the global."""
         speed = self._settings.speed_backend if request.speed_mode else None
         name = request.backend or speed or persona.backend or self._settings.backend
         if name not in self._settings.backends:
             known = ", ".join(sorted(self._settings.backends))
             raise InvalidRequest("backend", f"no backend named {name!r} (configured: {known})")
+        return name
+
+    async def _route(self, request: PostRequest, persona: Persona) -> tuple[LLMClient, str]:
+        name = self.backend_name(request, persona)
         try:
             client = await self._backends.client(name)
         except BackendUnavailable as exc:
@@ -132,12 +146,17 @@ class Pipeline:
         return client, request.model or kol_model or client.model
 
     async def generate(
-        self, prepared: Prepared, *, emit: Emit = _ignore, post_id: uuid.UUID | None = None
+        self,
+        prepared: Prepared,
+        *,
+        emit: Emit = _ignore,
+        post_id: uuid.UUID | None = None,
+        batch_item: tuple[uuid.UUID, int] | None = None,
     ) -> PostView:
         """Run a prepared request to a stored post; never raises for LLM failures."""
         run = _Run(prepared, emit, post_id or uuid.uuid4())
         started = time.monotonic()
-        await self._store.create_post(_new_post(run.post_id, prepared))
+        await self._store.create_post(_new_post(run.post_id, prepared, batch_item))
         emit(PostCreated(str(run.post_id)))
         for name, ms in prepared.timings_ms.items():
             emit(StageDone(name, ms))
@@ -299,8 +318,12 @@ def _check_ranges(request: PostRequest) -> None:
         raise InvalidRequest("variants", f"must be between 1 and 8, got {request.variants}")
 
 
-def _new_post(post_id: uuid.UUID, p: Prepared) -> NewPost:
+def _new_post(
+    post_id: uuid.UUID, p: Prepared, batch_item: tuple[uuid.UUID, int] | None
+) -> NewPost:
+    batch_id, item_no = batch_item or (None, None)
     return NewPost(
+        batch_id=batch_id, item_no=item_no,
         id=post_id, kol_serial=p.persona.serial, stock_code=p.stock.code,
         stock_name=p.stock.name, posting_type=p.request.posting_type,
         max_words=p.request.max_words, variants_requested=p.chat.n, backend=p.client.name,

@@ -40,6 +40,8 @@ class NewPost(msgspec.Struct, kw_only=True):
     model: str
     facts: dict[str, Any]
     created_by: str | None = None
+    batch_id: uuid.UUID | None = None
+    item_no: int | None = None
 
 
 class VariantRow(msgspec.Struct, kw_only=True):
@@ -107,15 +109,32 @@ class Store:
     # Posts
 
     async def create_post(self, post: NewPost) -> None:
-        async with self._pool.connection() as conn:
+        """Insert the post as `generating`.
+
+        A batch item run again after a crash or a shutdown reuses its post (same id):
+        what the interrupted run left is cleared, so no text is ever appended to.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("DELETE FROM post_variants WHERE post_id = %s", (post.id,))
             await conn.execute(
                 "INSERT INTO posts (id, kol_serial, stock_code, stock_name, posting_type,"
-                " max_words, variants_requested, status, backend, model, facts, created_by)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'generating', %s, %s, %s, %s)",
+                " max_words, variants_requested, status, backend, model, facts, created_by,"
+                " batch_id, item_no)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'generating', %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET status = 'generating', selected_variant = NULL,"
+                " title = NULL, body = NULL, failure_reason = NULL, timings_ms = '{}',"
+                " backend = EXCLUDED.backend, model = EXCLUDED.model, updated_at = now()"
+                " WHERE posts.status IN ('generating', 'cancelled')",
                 (post.id, post.kol_serial, post.stock_code, post.stock_name, post.posting_type,
                  post.max_words, post.variants_requested, post.backend, post.model,
-                 Jsonb(post.facts), post.created_by),
+                 Jsonb(post.facts), post.created_by, post.batch_id, post.item_no),
             )
+
+    async def post_status(self, post_id: uuid.UUID) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT status FROM posts WHERE id = %s", (post_id,))
+            row = await cur.fetchone()
+        return row[0] if row else None
 
     async def finish_post(self, post_id: uuid.UUID, outcome: Outcome) -> None:
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
