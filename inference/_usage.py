@@ -17,7 +17,7 @@ marked as estimated.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from config import ModelCard
 from inference._tokens import estimate_tokens
@@ -25,13 +25,19 @@ from inference._types import Message, StreamEvent, TextDelta, Usage, VariantFini
 
 
 class UsageTally:
-    def __init__(self, variants: range, card: ModelCard, *, prompt: Sequence[Message]) -> None:
+    """One call's texts and usage. `on_gap` hears the seconds between two deltas of the
+    same variant (inter-token latency)."""
+
+    def __init__(self, variants: range, card: ModelCard, *, prompt: Sequence[Message],
+                 on_gap: Callable[[float], None] | None = None) -> None:
         self._variants = variants
         self._card = card
         self._prompt_text = "\n".join(m.content for m in prompt)
         self._texts: dict[int, list[str]] = {v: [] for v in variants}
         self._finished: dict[int, str] = {}
         self._first_token_at: float | None = None
+        self._last_delta_at: dict[int, float] = {}
+        self._on_gap = on_gap
         self._final: list[Usage] = []
         self._running: dict[int, int] = {}
         self._running_prompt = 0
@@ -49,13 +55,21 @@ class UsageTally:
                 continue  # a backend answering more choices than asked for
             text = choice.delta.content if choice.delta is not None else None
             if text:
-                if self._first_token_at is None:
-                    self._first_token_at = time.monotonic()
+                self._arrived(variant)
                 self._texts[variant].append(text)
                 yield TextDelta(variant, text)
             if choice.finish_reason and variant not in self._finished:
                 self._finished[variant] = choice.finish_reason
                 yield VariantFinished(variant, choice.finish_reason)
+
+    def _arrived(self, variant: int) -> None:
+        now = time.monotonic()
+        if self._first_token_at is None:
+            self._first_token_at = now
+        last = self._last_delta_at.get(variant)
+        if last is not None and self._on_gap is not None:
+            self._on_gap(now - last)
+        self._last_delta_at[variant] = now
 
     def _take_usage(self, usage: object, variants: list[int]) -> None:
         prompt = getattr(usage, "prompt_tokens", 0) or 0
@@ -80,6 +94,15 @@ class UsageTally:
         if self._first_token_at is None:
             return None
         return (self._first_token_at - started) * 1000
+
+    @property
+    def usage_source(self) -> str:
+        """Where `usage()` comes from: final, running, estimated, or none (never opened)."""
+        if not self.opened:
+            return "none"
+        if self._final:
+            return "final"
+        return "running" if self._running else "estimated"
 
     def usage(self) -> Usage:
         if not self.opened:

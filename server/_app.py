@@ -14,8 +14,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from config import Settings, configure_logging, load_settings
-from posting import PostingService
+from posting import BatchQueue, Batches, LocalLimiter, PostingService
+from posting._queue import connect
 from server._auth import ApiKeyMiddleware
+from server._batches import BatchController
 from server._catalog import CatalogController
 from server._generate import GenerateController
 from server._health import healthz, readyz
@@ -41,20 +43,31 @@ def create_app(settings: Settings | None = None, *,
             if settings.backends[settings.backend].kind == "local":
                 await service.backends.client(settings.backend)  # start the model now
             runs = Runs(service.pipeline, keep_s=settings.server.resume_ttl_s)
-            app.state.update(service=service, api_keys=keys, runs=runs)
+            redis = await connect(settings) if settings.redis_url else None
+            queue = BatchQueue(redis) if redis is not None else None
+            batches = Batches(
+                pool=service.pool, pipeline=service.pipeline, settings=settings,
+                limiter=LocalLimiter(1), publish=queue.publish,
+            ) if queue is not None else None
+            app.state.update(service=service, api_keys=keys, runs=runs, queue=queue,
+                             batches=batches)
             try:
                 yield
             finally:
                 await runs.drain(settings.server.shutdown_grace_s)
+                if redis is not None:
+                    await redis.aclose()
 
     return Litestar(
         # list_posts shares /v1/posts with GenerateController's POST, so it comes after it.
         route_handlers=[GenerateController, list_posts, ReviewController, CatalogController,
-                        healthz, readyz],
+                        BatchController, healthz, readyz],
         lifespan=[lifespan],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
             "runs": Provide(_runs, sync_to_thread=False),
+            "batches": Provide(_batches, sync_to_thread=False),
+            "queue": Provide(_queue, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=_PUBLIC)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
@@ -77,6 +90,14 @@ def _service(state: State) -> PostingService:
 
 def _runs(state: State) -> Runs:
     return state.runs
+
+
+def _batches(state: State) -> Batches | None:
+    return state.batches
+
+
+def _queue(state: State) -> BatchQueue | None:
+    return state.queue
 
 
 def serve_app() -> Litestar:
