@@ -41,6 +41,7 @@ class Backend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     supports_n: bool = True
     max_n: Annotated[int, msgspec.Meta(ge=1)] = 128
     stream_usage: bool = True
+    structured_output: bool = False  # JSON-schema constrained output (not used for posts yet)
     # Limits shared by every process through Redis when batches run on workers.
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
     tokens_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no limit
@@ -119,6 +120,12 @@ class Batches(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0  # worker /metrics; 0: off
 
 
+class Health(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    probe_interval_s: PositiveSeconds = 15.0  # GET /v1/models on every started backend
+    circuit_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # in a row, to open it
+    circuit_open_s: PositiveSeconds = 30.0  # then one request may try again
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database_url: str | None = None  # unset: an embedded PostgreSQL in data_dir
     redis_url: str | None = None
@@ -135,6 +142,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     generation: Generation = msgspec.field(default_factory=Generation)
     server: Server = msgspec.field(default_factory=Server)
     batches: Batches = msgspec.field(default_factory=Batches)
+    health: Health = msgspec.field(default_factory=Health)
+    # Where to go when a backend fails before its first token: {"vllm": "openai,local"}.
+    fallbacks: dict[str, str] = {}
 
     def __post_init__(self) -> None:
         known = ", ".join(sorted(self.backends))
@@ -142,6 +152,20 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, field) not in self.backends:
                 name = getattr(self, field)
                 raise ValueError(f"{field.upper()}=no backend named {name!r} (known: {known})")
+        for name, chain in self.fallbacks.items():
+            for other in [name, *self.fallback_chain(name)]:
+                if other not in self.backends:
+                    raise ValueError(f"FALLBACKS={other!r} in the chain of {name!r} is not a"
+                                     f" configured backend (known: {known})")
+
+    def fallback_chain(self, name: str) -> list[str]:
+        """The backends to try after `name`, in order, without repeats or `name` itself."""
+        chain: list[str] = []
+        for other in self.fallbacks.get(name, "").split(","):
+            other = other.strip()
+            if other and other != name and other not in chain:
+                chain.append(other)
+        return chain
 
     def data_path(self) -> Path:
         """Where the embedded database and the local model's log live."""

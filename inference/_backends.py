@@ -11,6 +11,7 @@ import httpx
 from config import Settings, model_catalog
 from inference._client import LLMClient
 from inference._errors import LLMError
+from inference._health import BACKEND_FAULTS, Circuit
 from inference._local import LocalServer
 
 
@@ -30,6 +31,7 @@ class Backends:
         self._clients: dict[str, LLMClient] = {}
         self._local: LocalServer | None = None
         self._lock = asyncio.Lock()
+        self._circuits = {name: Circuit() for name in settings.backends}
 
     @property
     def default(self) -> str:
@@ -37,6 +39,40 @@ class Backends:
 
     def names(self) -> list[str]:
         return sorted(self._settings.backends)
+
+    def allows(self, name: str) -> bool:
+        """False while the backend's circuit is open."""
+        return self._circuits[name].allows(self._settings.health)
+
+    def circuit(self, name: str) -> str:
+        return self._circuits[name].state(self._settings.health)
+
+    def record(self, name: str, errors: list[str | None]) -> None:
+        """Feed the breaker with the outcome of one generation's calls (error codes)."""
+        failed = [e for e in errors if e in BACKEND_FAULTS]
+        self._circuits[name].record(not failed, self._settings.health)
+
+    async def probe(self, name: str) -> str:
+        """GET /v1/models once; `ok`, `idle`, `not configured: …` or `down: …`."""
+        status = self.status(name)
+        if status != "ready":
+            return status
+        url = f"{self.base_url(name).rstrip('/')}/models"
+        try:
+            async with httpx.AsyncClient(timeout=self._settings.timeouts.connect_s) as http:
+                reply = await http.get(url, headers=self.auth_headers(name))
+            result = "ok" if reply.status_code < 500 else f"down: HTTP {reply.status_code}"
+        except httpx.HTTPError as exc:
+            result = f"down: {type(exc).__name__}"
+        self._circuits[name].record(result == "ok", self._settings.health)
+        self._circuits[name].last_probe = result
+        return result
+
+    async def probe_forever(self) -> None:
+        """Probe every configured backend each `probe_interval_s`; run it as a task."""
+        while True:
+            await asyncio.gather(*(self.probe(name) for name in self.names()))
+            await asyncio.sleep(self._settings.health.probe_interval_s)
 
     def status(self, name: str) -> str:
         """`ready` to probe, `idle` (local, not started yet) or `not configured`."""

@@ -87,6 +87,7 @@ class PostView(msgspec.Struct, kw_only=True):
     cost_usd: float
     timings_ms: dict[str, float]
     failure_reason: str | None
+    fallback_from: str | None = None  # the backend first chosen, when a fallback wrote it
     created_at: datetime
     updated_at: datetime
 

@@ -31,8 +31,10 @@ from inference import (
     VariantFinished,
     max_tokens_for,
 )
+from inference._health import BACKEND_FAULTS
 from posting._checks import Limits, check_variant, score, select
 from posting._errors import InvalidRequest, UnknownKol
+from posting._metrics import observe_post
 from posting._models import (
     STAGES,
     PostCreated,
@@ -73,6 +75,8 @@ class Prepared(msgspec.Struct, kw_only=True):
     chat: ChatRequest
     limits: Limits
     timings_ms: dict[str, float]
+    fallbacks: list[str] = []  # backends still to try if this one fails before a token
+    fallback_from: str | None = None
 
 
 class Pipeline:
@@ -103,8 +107,21 @@ class Pipeline:
         """Validate and resolve `request`; raises InvalidRequest naming the field."""
         started = time.monotonic()
         stock, persona = await self.validate(request)
-        client, model = await self._route(request, persona)
+        wanted = self.backend_name(request, persona)
+        chain = [wanted, *self._settings.fallback_chain(wanted)]
+        # An open circuit sends the request straight down the fallback chain.
+        name = next((b for b in chain if self._backends.allows(b)), wanted)
+        client, model = await self._route(request, persona, name)
         resolved = time.monotonic()
+        prepared = self._build(request, stock, persona, client, model)
+        prepared.timings_ms = {"resolve": _ms(started, resolved),
+                               "prompt": _ms(resolved, time.monotonic())}
+        prepared.fallbacks = chain[chain.index(name) + 1:]
+        prepared.fallback_from = wanted if name != wanted else None
+        return prepared
+
+    def _build(self, request: PostRequest, stock: Stock, persona: Persona, client: LLMClient,
+               model: str) -> Prepared:
         generation = self._settings.generation
         card = model_catalog().card(model)
         limits = Limits(max_words=request.max_words, tolerance=generation.length_tolerance,
@@ -123,9 +140,24 @@ class Pipeline:
             top_p=generation.top_p,
             seed=random.randrange(1 << 30),
         )
-        timings = {"resolve": _ms(started, resolved), "prompt": _ms(resolved, time.monotonic())}
         return Prepared(request=request, stock=stock, persona=persona, client=client,
-                        model=model, card=card, chat=chat, limits=limits, timings_ms=timings)
+                        model=model, card=card, chat=chat, limits=limits, timings_ms={})
+
+    async def _fallback(self, prepared: Prepared) -> Prepared | None:
+        """The next backend in the chain that is up, prepared; None when none is left."""
+        for index, name in enumerate(prepared.fallbacks):
+            if not self._backends.allows(name):
+                continue
+            try:
+                client, model = await self._route(prepared.request, prepared.persona, name)
+            except InvalidRequest:
+                continue  # not configured (no key): try the next one
+            nxt = self._build(prepared.request, prepared.stock, prepared.persona, client, model)
+            nxt.timings_ms = prepared.timings_ms
+            nxt.fallbacks = prepared.fallbacks[index + 1:]
+            nxt.fallback_from = prepared.fallback_from or prepared.client.name
+            return nxt
+        return None
 
     def backend_name(self, request: PostRequest, persona: Persona) -> str:
         """Request first (a named backend, then speed mode), the KOL's default, the global."""
@@ -136,8 +168,8 @@ class Pipeline:
             raise InvalidRequest("backend", f"no backend named {name!r} (configured: {known})")
         return name
 
-    async def _route(self, request: PostRequest, persona: Persona) -> tuple[LLMClient, str]:
-        name = self.backend_name(request, persona)
+    async def _route(self, request: PostRequest, persona: Persona,
+                     name: str) -> tuple[LLMClient, str]:
         try:
             client = await self._backends.client(name)
         except BackendUnavailable as exc:
@@ -161,8 +193,16 @@ class Pipeline:
         for name, ms in prepared.timings_ms.items():
             emit(StageDone(name, ms))
         run.timings["persist"] = _ms(started, time.monotonic())
+        deadline = time.monotonic() + self._settings.timeouts.request_s
         try:
             await run.stream(self._settings.timeouts.request_s)
+            self._backends.record(run.prepared.client.name, [c.error for c in run.calls])
+            while run.may_fall_back() and (nxt := await self._fallback(run.prepared)):
+                log.warning("post.fallback", post_id=str(run.post_id),
+                            backend=run.prepared.client.name, to=nxt.client.name)
+                run.restart(nxt)
+                await run.stream(max(deadline - time.monotonic(), 0.001))
+                self._backends.record(nxt.client.name, [c.error for c in run.calls[-1:]])
         except asyncio.CancelledError:
             run.abandon("cancelled", "cancelled before the post was finished")
             await asyncio.shield(self._finish(run, started))
@@ -183,6 +223,7 @@ class Pipeline:
         await self._store.merge_timings(
             run.post_id, {k: outcome.timings_ms[k] for k in ("persist", "total")}
         )
+        observe_post(run.prepared, outcome)
         view = await self._store.get_post(run.post_id)
         assert view is not None, "a post written a moment ago must be readable"
         if outcome.status in ("failed", "cancelled"):
@@ -210,6 +251,7 @@ class _Run:
         self.emit = emit
         self.post_id = post_id
         self.variants = [_Variant() for _ in range(prepared.chat.n)]
+        self.codes: dict[int, str | None] = {}
         self.calls: list[CallRecord] = []
         self.timings: dict[str, float] = {"check": 0.0}
         self.failure: tuple[str, str] | None = None
@@ -225,7 +267,7 @@ class _Run:
         except TimeoutError:
             self.abandon("timeout", f"deadline of {deadline_s:g}s exceeded")
         finally:
-            self.calls = list(handle.records)
+            self.calls += handle.records
             self.timings["generate"] = _ms(started, time.monotonic())
 
     def _on(self, event: object, started: float) -> None:
@@ -253,8 +295,22 @@ class _Run:
             error=f"{error.code}: {error}" if error else None,
         )
         self.variants[index].done = done
+        self.codes[index] = error.code if error else None
         self.timings["check"] += _ms(began, time.monotonic())
         self.emit(done)
+
+    def may_fall_back(self) -> bool:
+        """True when every variant failed for the backend's sake before any token."""
+        if self.failure is not None or any(v.parts for v in self.variants):
+            return False
+        return all(self.codes.get(i) in BACKEND_FAULTS for i in range(len(self.variants)))
+
+    def restart(self, prepared: Prepared) -> None:
+        """Start over on another backend; the failed calls stay on the bill."""
+        self.prepared = prepared
+        self.variants = [_Variant() for _ in range(prepared.chat.n)]
+        self.codes = {}
+        self.emit(StageDone("fallback", self.timings.get("generate", 0.0)))
 
     def abandon(self, code: str, reason: str) -> None:
         """Close every open variant with `reason`; keep what they had written."""
@@ -282,6 +338,8 @@ class _Run:
         timings = {name: merged[name] for name in STAGES if name in merged}
         picked = rows[chosen] if chosen is not None else None
         return Outcome(
+            backend=self.prepared.client.name, model=self.prepared.model,
+            fallback_from=self.prepared.fallback_from,
             status=status, selected_variant=chosen,
             title=picked.title if picked else None, body=picked.body if picked else None,
             failure_reason=reason, timings_ms={k: round(v, 2) for k, v in timings.items()},

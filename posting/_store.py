@@ -59,6 +59,9 @@ class VariantRow(msgspec.Struct, kw_only=True):
 class Outcome(msgspec.Struct, kw_only=True):
     """How a generation ended, written in one transaction."""
 
+    backend: str
+    model: str
+    fallback_from: str | None
     status: str
     selected_variant: int | None
     title: str | None
@@ -156,9 +159,11 @@ class Store:
                 )
             await cur.execute(
                 "UPDATE posts SET status = %s, selected_variant = %s, title = %s, body = %s,"
-                " failure_reason = %s, timings_ms = %s, updated_at = now() WHERE id = %s",
+                " failure_reason = %s, timings_ms = %s, backend = %s, model = %s,"
+                " fallback_from = %s, updated_at = now() WHERE id = %s",
                 (outcome.status, outcome.selected_variant, outcome.title, outcome.body,
-                 outcome.failure_reason, Jsonb(outcome.timings_ms), post_id),
+                 outcome.failure_reason, Jsonb(outcome.timings_ms), outcome.backend,
+                 outcome.model, outcome.fallback_from, post_id),
             )
 
     async def merge_timings(self, post_id: uuid.UUID, timings_ms: dict[str, float]) -> None:
@@ -278,6 +283,7 @@ def _post_view(
         cost_usd=round(totals["cost_usd"], 8),
         timings_ms=_in_stage_order(post["timings_ms"]),
         failure_reason=post["failure_reason"],
+        fallback_from=post["fallback_from"],
         created_at=post["created_at"],
         updated_at=post["updated_at"],
     )

@@ -22,6 +22,7 @@ from server._catalog import CatalogController
 from server._generate import GenerateController
 from server._health import healthz, readyz
 from server._keys import KeyStore, parse_setting
+from server._metrics import process_lifespan, prometheus_metrics
 from server._problems import HANDLERS
 from server._review import ReviewController, list_posts
 from server._runs import Runs
@@ -45,10 +46,13 @@ def create_app(settings: Settings | None = None, *,
             runs = Runs(service.pipeline, keep_s=settings.server.resume_ttl_s)
             redis = await connect(settings) if settings.redis_url else None
             queue = BatchQueue(redis) if redis is not None else None
-            batches = Batches(
-                pool=service.pool, pipeline=service.pipeline, settings=settings,
-                limiter=LocalLimiter(1), publish=queue.publish,
-            ) if queue is not None else None
+            # The server creates, reads and cancels batches; workers run the items.
+            batches = Batches(pool=service.pool, pipeline=service.pipeline, settings=settings,
+                              limiter=LocalLimiter(1))
+            if queue is not None:
+                batches = Batches(pool=service.pool, pipeline=service.pipeline,
+                                  settings=settings, limiter=LocalLimiter(1),
+                                  publish=queue.publish)
             app.state.update(service=service, api_keys=keys, runs=runs, queue=queue,
                              batches=batches)
             try:
@@ -61,8 +65,8 @@ def create_app(settings: Settings | None = None, *,
     return Litestar(
         # list_posts shares /v1/posts with GenerateController's POST, so it comes after it.
         route_handlers=[GenerateController, list_posts, ReviewController, CatalogController,
-                        BatchController, healthz, readyz],
-        lifespan=[lifespan],
+                        BatchController, healthz, readyz, prometheus_metrics],
+        lifespan=[process_lifespan, lifespan],
         dependencies={
             "service": Provide(_service, sync_to_thread=False),
             "runs": Provide(_runs, sync_to_thread=False),
@@ -92,7 +96,7 @@ def _runs(state: State) -> Runs:
     return state.runs
 
 
-def _batches(state: State) -> Batches | None:
+def _batches(state: State) -> Batches:
     return state.batches
 
 

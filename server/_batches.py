@@ -40,10 +40,10 @@ class BatchesNeedRedis(Problem):
                          "batches run on workers: set REDIS_URL for the server and workers")
 
 
-def _need(batches: Batches | None, queue: BatchQueue | None) -> tuple[Batches, BatchQueue]:
-    if batches is None or queue is None:
+def _need(queue: BatchQueue | None) -> BatchQueue:
+    if queue is None:
         raise BatchesNeedRedis()
-    return batches, queue
+    return queue
 
 
 class BatchController(Controller):
@@ -52,9 +52,9 @@ class BatchController(Controller):
 
     @post("/", status_code=202, summary="Create a batch; its items run on the workers")
     async def create(self, request: Request, data: JSONBody[BatchCreate],
-                     batches: NamedDependency[Batches | None],
+                     batches: NamedDependency[Batches],
                      queue: NamedDependency[BatchQueue | None]) -> Response[BatchView]:
-        runner, jobs = _need(batches, queue)
+        jobs = _need(queue)
         actor = str(request.user)
         if (data.items is None) == (data.plan is None):
             raise InvalidRequest("items", "give either items or plan, not both or neither")
@@ -64,37 +64,36 @@ class BatchController(Controller):
         else:
             requests = [_request(item) for item in data.items or []]
             spec = {"items": len(requests)}
-        view = await runner.create(requests, spec=spec, actor=actor)
+        view = await batches.create(requests, spec=spec, actor=actor)
         await jobs.enqueue(uuid.UUID(view.batch_id), list(range(view.total)))
         return Response(view, status_code=202,
                         headers={"Location": f"/v1/batches/{view.batch_id}"})
 
     @get("/{batch_id:uuid}", summary="Counts by state, ETA, tokens and cost so far")
     async def read(self, batch_id: FromPath[uuid.UUID],
-                   batches: NamedDependency[Batches | None],
-                   queue: NamedDependency[BatchQueue | None]) -> BatchView:
-        runner, _ = _need(batches, queue)
-        return await runner.view(batch_id, with_items=True)
+                   batches: NamedDependency[Batches]) -> BatchView:
+        return await batches.view(batch_id, with_items=True)
 
     @delete("/{batch_id:uuid}", status_code=202, summary="Cancel queued items, abort running")
     async def cancel(self, batch_id: FromPath[uuid.UUID],
-                     batches: NamedDependency[Batches | None],
+                     batches: NamedDependency[Batches],
                      queue: NamedDependency[BatchQueue | None]) -> Response[BatchView]:
-        runner, jobs = _need(batches, queue)
-        await jobs.abort(await runner.cancel(batch_id))
-        return Response(await runner.view(batch_id), status_code=202)
+        running = await batches.cancel(batch_id)
+        if queue is not None:
+            await queue.abort(running)
+        return Response(await batches.view(batch_id), status_code=202)
 
     @get("/{batch_id:uuid}/events", summary="item.started, item.done, item.failed, batch.done")
     async def events(
         self,
         batch_id: FromPath[uuid.UUID],
-        batches: NamedDependency[Batches | None],
+        batches: NamedDependency[Batches],
         queue: NamedDependency[BatchQueue | None],
         service: NamedDependency[PostingService],
         last_event_id: Annotated[str, HeaderParameter(name="Last-Event-ID")] = "0",
     ) -> Any:
-        runner, jobs = _need(batches, queue)
-        await runner.view(batch_id)  # 404 for an unknown batch
+        await batches.view(batch_id)  # 404 for an unknown batch
+        jobs = _need(queue)
         heartbeat_s = service.settings.server.heartbeat_s
         return _sse.response(_follow(jobs, batch_id, last_event_id, heartbeat_s))
 

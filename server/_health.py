@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 from litestar.di import NamedDependency
 from litestar import Response, get
 
@@ -39,16 +38,8 @@ async def _database(service: NamedDependency[PostingService]) -> str:
     return "ok"
 
 
-async def _backend(service: NamedDependency[PostingService], name: str) -> str:
-    """`ok`, `idle` (the local model starts on first use), `not configured` or `down: …`."""
-    status = service.backends.status(name)
-    if status != "ready":
-        return status
-    base_url = service.backends.base_url(name)
-    try:
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            reply = await http.get(f"{base_url.rstrip('/')}/models",
-                                   headers=service.backends.auth_headers(name))
-    except httpx.HTTPError as exc:
-        return f"down: {type(exc).__name__}"
-    return "ok" if reply.status_code < 500 else f"down: HTTP {reply.status_code}"
+async def _backend(service: PostingService, name: str) -> str:
+    """The probe's answer, with the circuit's state when it is not closed."""
+    result = await service.backends.probe(name)
+    circuit = service.backends.circuit(name)
+    return result if circuit == "closed" else f"{result} (circuit {circuit})"

@@ -48,7 +48,7 @@ async def _post(service: PostingService, stock: str, *, kol: int = 201, status: 
     calls = [CallRecord(backend="fake", model="m", variants=(0, 1, 2), usage=Usage(),
                         cost_usd=cost_usd, ttft_ms=None, duration_ms=1.0, attempts=1)]
     await service.store.finish_post(post_id, Outcome(
-        status=status, selected_variant=0, title="標題0", body="內文0", failure_reason=None,
+        backend="fake", model="Qwen/Qwen2.5-7B-Instruct", fallback_from=None, status=status, selected_variant=0, title="標題0", body="內文0", failure_reason=None,
         timings_ms={}, variants=variants, calls=calls,
     ))
     return post_id

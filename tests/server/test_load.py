@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import redis
 from httpx_sse import aconnect_sse
 
 from inference.simulator import Simulator
@@ -91,13 +92,16 @@ async def test_fifty_concurrent_streams_complete_under_300mb(
 async def test_schemathesis_finds_no_server_error(
     server_env: dict[str, str], simulator: Simulator
 ) -> None:
-    env = sim_env(server_env, simulator, profile="instant")
+    # Batches need Redis: a database of its own, emptied afterwards (no worker runs here).
+    env = sim_env(server_env, simulator, profile="instant",
+                  REDIS_URL="redis://127.0.0.1:6379/11")
     with _serve(env) as (url, _):
         result = await asyncio.to_thread(subprocess.run, [
             str(BIN / "st"), "run", f"{url}/schema/openapi.json", "--url", url,
             "-H", f"Authorization: Bearer {API_KEY}", "--checks", "not_a_server_error",
             "--max-examples", "25", "--phases", "examples,coverage,fuzzing", "--no-color",
         ], capture_output=True, text=True, timeout=600)
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     assert result.returncode == 0, result.stdout[-4000:]
     assert re.search(r"Tested: (\d+)", result.stdout), result.stdout[-2000:]
     assert int(re.search(r"Tested: (\d+)", result.stdout).group(1)) >= 10

@@ -38,7 +38,7 @@ async def _post(client: AsyncTestClient, stock: str = "", *, status: str = "draf
                            score=1.0, finish_reason="stop", error=None, tokens=5)
                 for i in range(2)]
     await service.store.finish_post(post_id, Outcome(
-        status=status, selected_variant=0, title="標題0", body="內文0", failure_reason=None,
+        backend="fake", model="Qwen/Qwen2.5-7B-Instruct", fallback_from=None, status=status, selected_variant=0, title="標題0", body="內文0", failure_reason=None,
         timings_ms={"total": 12.5}, variants=variants, calls=[],
     ))
     return str(post_id)
