@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import structlog
 
 from config import Backend, ModelCard
 from config._settings import Retries, Timeouts
+from inference import _metrics
 from inference._errors import LLMError, StreamBroken, from_openai
 from inference._retry import retrying
 from inference._types import (
@@ -33,6 +35,9 @@ from inference._types import (
 from inference._usage import UsageTally
 
 log = structlog.get_logger("inference.client")
+
+# vLLM's neutral values for the sampling knobs OpenAI's API does not have.
+VLLM_SAMPLING = {"top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
 
 _STREAM_ERRORS = (openai.APIError, httpx.HTTPError, UnicodeDecodeError)
 
@@ -72,6 +77,7 @@ class LLMClient:
             default_headers=backend.headers or None,
             http_client=http_client,
         )
+        _metrics.start_backend(name, backend.model)
 
     @property
     def model(self) -> str:
@@ -83,6 +89,9 @@ class LLMClient:
     def stream(self, request: ChatRequest, *, model: str | None = None) -> VariantStream:
         """Start streaming `request.n` variants; use the result as an async context."""
         return VariantStream(self, request, model or self.backend.model)
+
+    def model_label(self, model: str) -> str:
+        return _metrics.model_label(model, configured=self.backend.model)
 
     def plan_calls(self, n: int) -> list[range]:
         """Variant indexes for each upstream call."""
@@ -113,6 +122,10 @@ class LLMClient:
                 # Usage on every chunk, so a stream we cancel can still be billed.
                 options["continuous_usage_stats"] = True
             body["stream_options"] = options
+        if self.backend.kind == "vllm":
+            # vLLM applies the model's generation_config.json unless told otherwise, so the
+            # rest of the sampler is pinned too. These fields go to vLLM only.
+            body["extra_body"] = dict(VLLM_SAMPLING)
         return body
 
     async def _open(self, body: dict[str, Any], attempts: list[int]) -> openai.AsyncStream:
@@ -126,6 +139,9 @@ class LLMClient:
                     mapped = from_openai(exc)
                     log.info("llm.open_failed", backend=self.name, attempt=attempts[0],
                              error=mapped.code, retryable=mapped.retryable)
+                    if mapped.retryable and attempts[0] < self._retries.attempts:
+                        _metrics.count_retry(self.name, self.model_label(body["model"]),
+                                             mapped.code)
                     raise mapped from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
 
@@ -166,12 +182,16 @@ class VariantStream:
     async def _call(self, variants: range) -> None:
         client = self._client
         body = client.request_body(self._request, self._model, variants)
-        tally = UsageTally(variants, client.card, prompt=self._request.messages)
+        label = client.model_label(self._model)
+        tally = UsageTally(variants, client.card, prompt=self._request.messages,
+                           on_gap=_metrics.INTER_TOKEN.labels(client.name, label).observe)
         started = time.monotonic()
+        queued_ms = 0.0
         attempts = [0]
         error: LLMError | None = None
         try:
-            async with client._slots:
+            async with self._slot():
+                queued_ms = (time.monotonic() - started) * 1000
                 stream = await client._open(body, attempts)
                 tally.opened = True
                 error = await self._read(stream, variants, tally)
@@ -193,9 +213,25 @@ class VariantStream:
                 duration_ms=(time.monotonic() - started) * 1000,
                 attempts=attempts[0],
                 error=error.code if error else None,
+                queue_ms=queued_ms,
             )
+            status = "error" if error else "cancelled" if tally.unfinished() else "ok"
+            _metrics.observe_call(record, model=label, status=status,
+                                  usage_source=tally.usage_source)
             self.records.append(record)
             self._queue.put_nowait(CallFinished(record))
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """Hold one of the backend's concurrency slots, counted as waiting, then running."""
+        name = self._client.name
+        with _metrics.WAITING.labels(name).track_inprogress():
+            await self._client._slots.acquire()
+        try:
+            with _metrics.RUNNING.labels(name).track_inprogress():
+                yield
+        finally:
+            self._client._slots.release()
 
     async def _read(
         self, stream: openai.AsyncStream, variants: range, tally: UsageTally

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -55,9 +56,11 @@ def create_app(settings: Settings | None = None, *,
                                   publish=queue.publish)
             app.state.update(service=service, api_keys=keys, runs=runs, queue=queue,
                              batches=batches)
+            probes = asyncio.create_task(service.backends.probe_forever(), name="probes")
             try:
                 yield
             finally:
+                probes.cancel()
                 await runs.drain(settings.server.shutdown_grace_s)
                 if redis is not None:
                     await redis.aclose()

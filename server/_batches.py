@@ -32,6 +32,9 @@ class BatchCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     items: list[PostCreate] | None = None
     plan: Plan | None = None
+    # Batch-level routing for items that name no backend of their own.
+    backend: str | None = None
+    speed_mode: bool = False
 
 
 class BatchesNeedRedis(Problem):
@@ -62,7 +65,7 @@ class BatchController(Controller):
             requests = expand(data.plan)
             spec: dict[str, Any] = {"plan": msgspec.to_builtins(data.plan)}
         else:
-            requests = [_request(item) for item in data.items or []]
+            requests = [_request(item, data) for item in data.items or []]
             spec = {"items": len(requests)}
         view = await batches.create(requests, spec=spec, actor=actor)
         await jobs.enqueue(uuid.UUID(view.batch_id), list(range(view.total)))
@@ -114,5 +117,9 @@ async def _follow(queue: BatchQueue, batch_id: uuid.UUID, after: str,
                 return
 
 
-def _request(item: PostCreate) -> PostRequest:
-    return item.to_request(actor="")
+def _request(item: PostCreate, batch: BatchCreate) -> PostRequest:
+    request = item.to_request(actor="")
+    if request.backend is None:
+        request.backend = batch.backend
+    request.speed_mode = request.speed_mode or batch.speed_mode
+    return request

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from config import Persona
 from posting import Change, KolChange, NotFound, PostingService, Review, Stock
@@ -44,5 +46,5 @@ class CatalogController(Controller):
 
     @get("/stocks", summary="Find TWSE and TPEx listings by code or name")
     async def stocks(self, q: FromQuery[str], service: NamedDependency[PostingService],
-                     limit: FromQuery[int] = 10) -> list[Stock]:
+                     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 10) -> list[Stock]:
         return service.stocks.search(q, limit=limit)
