@@ -6,7 +6,9 @@ traceback: bad input (exit 2), settings or services (exit 1).
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -136,15 +138,34 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     settings = settings_or_exit()
+    processes = workers or settings.server.workers
+    if processes > 1:
+        _share_metrics(settings.data_path() / "prometheus-multiproc")
     uvicorn.run(
         "server:serve_app",
         factory=True,
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
-        workers=workers or settings.server.workers,
+        workers=processes,
         log_level=settings.log_level.lower(),
+        log_config=None,  # our JSON handler on the root logger formats uvicorn too
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_s) + 5,
     )
+
+
+def _share_metrics(default_dir: Path) -> None:
+    """Put the server processes in prometheus-client's multiprocess mode.
+
+    This must happen before uvicorn spawns them: each reads the variable when it
+    imports prometheus_client. A directory we own is emptied first; one named by the
+    operator is used as it is.
+    """
+    from posting.metrics import ENV, fresh_multiprocess_dir
+
+    if os.environ.get(ENV):
+        Path(os.environ[ENV]).mkdir(parents=True, exist_ok=True)
+        return
+    os.environ[ENV] = str(fresh_multiprocess_dir(default_dir))
 
 
 @cli.command(add_help_option=False, context_settings={"ignore_unknown_options": True})

@@ -17,7 +17,7 @@ POSTING_TYPES: tuple[str, ...] = ("interaction", "analysis", "personalized")
 class Persona(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """A KOL persona: the voice a post is written in."""
 
-    serial: Annotated[int, msgspec.Meta(gt=0)]
+    serial: Annotated[int, msgspec.Meta(gt=0, le=2_147_483_647)]  # a PostgreSQL integer
     nickname: str
     persona_type: PersonaType
     persona: str

@@ -50,8 +50,8 @@ RETRIES = Counter(
     "autoposter_llm_retries_total", "Attempts to open a stream that were tried again.",
     ["backend", "model", "reason"],
 )
-FALLBACKS = Counter(
-    "autoposter_llm_fallbacks_total",
+USAGE_FALLBACKS = Counter(
+    "autoposter_llm_usage_fallbacks_total",
     "Calls whose usage was not taken from a final usage chunk: running counts or estimated.",
     ["backend", "model", "reason"],
 )
@@ -89,7 +89,7 @@ def start_backend(backend: str, model: str) -> None:
         ERRORS.labels(backend, model, reason)
         RETRIES.labels(backend, model, reason)
     for reason in FALLBACK_REASONS:
-        FALLBACKS.labels(backend, model, reason)
+        USAGE_FALLBACKS.labels(backend, model, reason)
     WAITING.labels(backend)
     RUNNING.labels(backend)
 
@@ -103,7 +103,7 @@ def observe_call(record: CallRecord, *, model: str, status: str, usage_source: s
     if record.ttft_ms is not None:
         TIME_TO_FIRST_TOKEN.labels(*labels).observe(record.ttft_ms / 1000)
     if usage_source in ("running", "estimated"):
-        FALLBACKS.labels(*labels, f"usage_{usage_source}").inc()
+        USAGE_FALLBACKS.labels(*labels, f"usage_{usage_source}").inc()
 
 
 def count_retry(backend: str, model: str, reason: str) -> None:

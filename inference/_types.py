@@ -50,6 +50,7 @@ class CallRecord(msgspec.Struct, kw_only=True):
     duration_ms: float
     attempts: int
     error: str | None = None
+    queue_ms: float = 0.0  # waiting for one of the backend's concurrency slots
 
 
 # Events yielded while streaming, in the order they happen.

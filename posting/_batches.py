@@ -309,19 +309,41 @@ class Batches:
 
     async def reconcile(self) -> list[tuple[uuid.UUID, int, int]]:
         """Queue again the running items whose heartbeat stopped; returns (batch, item,
-        attempts) for each, so that the caller can enqueue a fresh job."""
+        attempts) for each, so that the caller can enqueue a fresh job. Such items of a
+        cancelled batch are cancelled instead: their worker died before it could be told."""
         stale_s = self._settings.batches.stale_after_s
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE batch_items SET state = 'queued', worker = NULL"
-                " WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => %s)"
-                " RETURNING batch_id, item_no, attempts",
+                "UPDATE batch_items i SET worker = NULL, state = CASE WHEN"
+                " b.status = 'cancelled' THEN 'cancelled' ELSE 'queued' END, finished_at ="
+                " CASE WHEN b.status = 'cancelled' THEN now() END FROM batches b"
+                " WHERE b.id = i.batch_id AND i.state = 'running'"
+                " AND i.heartbeat_at < now() - make_interval(secs => %s)"
+                " RETURNING i.batch_id, i.item_no, i.attempts, i.state, i.post_id",
                 (stale_s,),
             )
-            rows = [tuple(row) for row in await cur.fetchall()]
+            rows = await cur.fetchall()
+            await conn.execute(
+                "UPDATE posts SET status = 'cancelled', updated_at = now(), failure_reason ="
+                " 'cancelled before the post was finished' WHERE id = ANY(%s)"
+                " AND status = 'generating'",
+                ([post_id for *_, state, post_id in rows if state == "cancelled"],),
+            )
+        requeued = [(batch, item, tries) for batch, item, tries, state, _ in rows
+                    if state == "queued"]
         if rows:
-            log.warning("batch.requeued_stale", items=len(rows), stale_after_s=stale_s)
-        return rows  # type: ignore[return-value]
+            log.warning("batch.requeued_stale", items=len(requeued),
+                        cancelled=len(rows) - len(requeued), stale_after_s=stale_s)
+        await self._orphans_cancelled([(b, n) for b, n, _, state, _ in rows
+                                       if state == "cancelled"])
+        return requeued
+
+    async def _orphans_cancelled(self, cancelled: list[tuple[uuid.UUID, int]]) -> None:
+        for batch_id, item_no in cancelled:
+            await self._publish(batch_id, "item.failed", {"item_no": item_no,
+                                                          "state": "cancelled"})
+        for batch_id in {batch_id for batch_id, _ in cancelled}:
+            await self._finish_batch_if_done(batch_id)
 
     async def queued_items(self, batch_id: uuid.UUID) -> list[int]:
         async with self._pool.connection() as conn:

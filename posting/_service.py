@@ -13,6 +13,7 @@ from config import Settings, personas
 from inference import Backends
 from posting import _text as text
 from posting._db import open_pool
+from posting._metrics import watch_pool
 from posting._pipeline import Pipeline
 from posting._stocks import StockDirectory
 from posting._store import Store
@@ -51,7 +52,8 @@ class PostingService:
             await Store(pool).seed_kols(personas())
             backends = Backends(settings, data_dir=settings.data_path(), http_client=http_client)
             try:
-                yield cls(settings=settings, pool=pool, backends=backends, stocks=stocks)
+                async with watch_pool(pool):
+                    yield cls(settings=settings, pool=pool, backends=backends, stocks=stocks)
             finally:
                 await backends.aclose()
         finally:

@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
 # Starts the PostgreSQL and Redis that the tests use, when none answer on 127.0.0.1.
+# Installs Debian's prometheus package (prometheus and promtool) when promtool is missing;
+# the metrics tests start their own Prometheus, never the packaged service.
 set -euo pipefail
+
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "services: installing prometheus (for promtool and the dashboard test)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
     echo "services: starting PostgreSQL" >&2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import msgspec
@@ -29,6 +29,7 @@ from posting import (
     VariantDone,
     VariantView,
 )
+from server._metrics import counted
 from server._runs import Run
 
 log = structlog.get_logger("server.sse")
@@ -59,8 +60,8 @@ class EventStream(ServerSentEvent):
         return super().to_asgi_response(*args, **kwargs)
 
 
-def response(stream: AsyncIterator[ServerSentEventMessage]) -> ServerSentEvent:
-    return EventStream(stream, headers=SSE_HEADERS)
+def response(stream: AsyncGenerator[ServerSentEventMessage, None]) -> ServerSentEvent:
+    return EventStream(counted(stream), headers=SSE_HEADERS)
 
 
 async def live(
