@@ -37,15 +37,17 @@ def cli(verbose: bool) -> None:
 @click.option("--variants", type=int, default=5, show_default=True, help="1..8")
 @click.option("--backend", help="A configured backend: local, openai, vllm, …")
 @click.option("--model", help="Override the backend's model.")
+@click.option("--speed", is_flag=True,
+              help="Speed mode: the configured speed backend (speed_backend, normally vLLM).")
 @click.option("--fact", "facts", multiple=True,
               help="A fact for the prompt; price=, change=, volume=, headline= or free text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def generate(stock: str, kol: int, posting_type: str, max_words: int, variants: int,
-             backend: str | None, model: str | None, facts: tuple[str, ...],
+             backend: str | None, model: str | None, speed: bool, facts: tuple[str, ...],
              as_json: bool) -> None:
     """Generate a post with variants, watch it stream, store it as a draft."""
     request = PostRequest(stock=stock, kol=kol, posting_type=posting_type, max_words=max_words,
-                          variants=variants, backend=backend, model=model,
+                          variants=variants, backend=backend, model=model, speed_mode=speed,
                           facts=_parse_facts(facts), actor="cli")
 
     async def go(service: PostingService) -> Any:

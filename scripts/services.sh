@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts the PostgreSQL and Redis that the tests use, when none answer on 127.0.0.1.
 # Installs Debian's prometheus package (prometheus and promtool) when promtool is missing;
-# the metrics tests start their own Prometheus, never the packaged service.
+# the metrics tests start their own Prometheus, never the packaged service. Installs
+# Debian's docker-compose (1.29) to check the compose file; no Docker engine is needed.
 set -euo pipefail
 
 if ! command -v promtool >/dev/null 2>&1; then
@@ -9,6 +10,12 @@ if ! command -v promtool >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+    echo "services: installing docker-compose 1.29 (to check docker-compose.gpu.yml)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends docker-compose >/dev/null \
+        || { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

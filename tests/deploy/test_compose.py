@@ -337,15 +337,6 @@ def test_grafana_dashboards_land_where_the_provider_reads() -> None:
     assert mounts["./grafana/dashboards"] in paths
 
 
-_COMPOSE_TARGETS = pytest.mark.xfail(
-    strict=True,
-    reason="grafana/prometheus.yml and the Grafana datasource target 127.0.0.1 (one host);"
-           " in compose they must reach server:8000, the workers through dns_sd on 'worker'"
-           " port 9101, vllm:8000 and http://prometheus:9090",
-)
-
-
-@_COMPOSE_TARGETS
 def test_prometheus_scrapes_the_compose_services() -> None:
     config = yaml.safe_load((ROOT / "grafana/prometheus.yml").read_text("utf-8"))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -356,7 +347,6 @@ def test_prometheus_scrapes_the_compose_services() -> None:
     assert [(d["names"], d["type"], d["port"]) for d in workers] == [(["worker"], "A", 9101)]
 
 
-@_COMPOSE_TARGETS
 def test_grafana_datasource_points_at_the_prometheus_service() -> None:
     config = yaml.safe_load(
         (ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text("utf-8"))

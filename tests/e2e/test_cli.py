@@ -96,3 +96,26 @@ def test_generate_with_local_model_stores_post_shown_by_posts_show(env: dict[str
     assert len(post["alternatives"]) == (4 if post["status"] == "draft" else 5)
     shown = _run(local, "posts", "show", post["post_id"], "--json")
     assert json.loads(shown.stdout) == post
+
+
+def test_generate_speed_routes_to_the_speed_backend_and_stores_it(
+    env: dict[str, str], database_url: str
+) -> None:
+    from inference.simulator import Simulator
+
+    with Simulator(profile="vllm-h200", seed=3) as sim:
+        speedy = {**env, "AUTOPOSTER_BACKENDS__SPEEDY__KIND": "vllm",
+                  "AUTOPOSTER_BACKENDS__SPEEDY__BASE_URL": sim.base_url,
+                  "AUTOPOSTER_BACKENDS__SPEEDY__MODEL": "vllm-h200",
+                  "AUTOPOSTER_SPEED_BACKEND": "speedy"}
+        made = _run(speedy, "generate", "--stock", "2330", "--kol", "208", "--type",
+                    "analysis", "--max-words", "120", "--speed", "--json")
+        requests = sim.stats()["requests"]
+    assert made.returncode == 0, made.stderr
+    post = json.loads(made.stdout)
+    assert (post["backend"], post["model"]) == ("speedy", "vllm-h200")
+    assert requests >= 1  # the default backend, llm.test, is never reached
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute("SELECT backend, model FROM posts WHERE id = %s",
+                              (post["post_id"],)).fetchone()
+    assert stored == ("speedy", "vllm-h200")
