@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None, *,
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=_PUBLIC)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.server.max_body_bytes,
+        # Litestar's default config would replace the root handler with a plain-text one;
+        # configure_logging's JSON lines already cover Litestar's records.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="Forum AutoPoster",
             version="0.1.0",

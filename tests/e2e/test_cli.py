@@ -119,3 +119,27 @@ def test_generate_speed_routes_to_the_speed_backend_and_stores_it(
         stored = conn.execute("SELECT backend, model FROM posts WHERE id = %s",
                               (post["post_id"],)).fetchone()
     assert stored == ("speedy", "vllm-h200")
+
+
+def test_serve_logs_only_json_lines(env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([AUTOPOSTER, "serve", "--port", str(port)],
+                               env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if "Uvicorn running" in line or len(lines) > 50:
+                break
+    finally:
+        process.terminate()
+        rest = process.communicate(timeout=30)[1]
+    lines += rest.splitlines()
+    assert any("Uvicorn running" in line for line in lines), lines
+    for line in filter(str.strip, lines):
+        assert isinstance(json.loads(line), dict), line
