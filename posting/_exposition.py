@@ -76,13 +76,19 @@ class _LiveProcesses(MultiProcessCollector):
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` still runs. A zombie (killed, not yet reaped by its parent) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no procfs, or the process went in between: kill(0) has answered
+        return True
+    # The state follows the command name, which is in parentheses and may hold spaces.
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
 
 @functools.cache

@@ -81,10 +81,13 @@ def _field_of(message: str) -> str | None:
 
 
 def on_http(_: Request, exc: HTTPException) -> Response:
-    code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-            413: "body_too_large"}.get(exc.status_code, "http_error")
+    code = {400: "malformed_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
+    # A bare 400 from Litestar is a body it could not decode (truncated or not JSON).
+    field = "body" if exc.status_code == 400 else None
     headers = exc.headers or None
-    return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
+    return problem_response(exc.status_code, code, str(exc.detail), field=field,
+                            headers=headers)
 
 
 def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -63,8 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("AUTOPOSTER_SKIP_LOCAL_MODEL") == "1":
-        skip = pytest.mark.skip(reason="AUTOPOSTER_SKIP_LOCAL_MODEL=1")
+    if os.environ.get("TEST_SKIP_LOCAL_MODEL") == "1":
+        skip = pytest.mark.skip(reason="TEST_SKIP_LOCAL_MODEL=1")
         for item in items:
             if "local_model" in item.keywords:
                 item.add_marker(skip)

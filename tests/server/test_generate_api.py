@@ -124,6 +124,8 @@ async def test_malformed_json_is_400_problem(api) -> None:
                            headers={"content-type": "application/json"})
     assert reply.status_code == 400
     assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.json()["field"] == "body"
+    assert reply.json()["type"].endswith(":malformed_request")
 
 
 async def test_oversized_body_is_413(api) -> None:
