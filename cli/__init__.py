@@ -14,6 +14,7 @@ from typing import Any
 import click
 import msgspec
 
+from bench import bench
 from cli._batch import batch, worker
 from cli._common import CliError, run_service, settings_or_exit
 from cli._render import LiveVariants, print_kols, print_post, print_posts, print_stocks
@@ -272,6 +273,7 @@ def _json_summary(post: Any) -> str:
 
 cli.add_command(batch)
 cli.add_command(worker)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -29,6 +29,7 @@ from inference import (
     TextDelta,
     VariantFailed,
     VariantFinished,
+    VariantStream,
     max_tokens_for,
 )
 from inference._health import BACKEND_FAULTS
@@ -188,14 +189,22 @@ class Pipeline:
         """Run a prepared request to a stored post; never raises for LLM failures."""
         run = _Run(prepared, emit, post_id or uuid.uuid4())
         started = time.monotonic()
-        await self._store.create_post(_new_post(run.post_id, prepared, batch_item))
+        # The upstream calls start before the post is stored, so that the insert hides
+        # behind the backend's time to first token; their events wait in the stream's
+        # queue, and nothing is emitted before post.created.
+        handle = await run.open()
+        try:
+            await self._store.create_post(_new_post(run.post_id, prepared, batch_item))
+        except BaseException:
+            await handle.aclose()
+            raise
         emit(PostCreated(str(run.post_id)))
         for name, ms in prepared.timings_ms.items():
             emit(StageDone(name, ms))
         run.timings["persist"] = _ms(started, time.monotonic())
         deadline = time.monotonic() + self._settings.timeouts.request_s
         try:
-            await run.stream(self._settings.timeouts.request_s)
+            await run.stream(self._settings.timeouts.request_s, handle)
             self._backends.record(run.prepared.client.name, [c.error for c in run.calls])
             while run.may_fall_back() and (nxt := await self._fallback(run.prepared)):
                 log.warning("post.fallback", post_id=str(run.post_id),
@@ -255,18 +264,29 @@ class _Run:
         self.calls: list[CallRecord] = []
         self.timings: dict[str, float] = {"check": 0.0}
         self.failure: tuple[str, str] | None = None
+        self.opened_at = time.monotonic()
 
-    async def stream(self, deadline_s: float) -> None:
+    async def open(self) -> VariantStream:
+        """Start the upstream calls; their events queue up until `stream` reads them."""
         p = self.prepared
-        started = time.monotonic()
+        self.opened_at = time.monotonic()
         handle = p.client.stream(p.chat, model=p.model)
+        await handle.__aenter__()
+        return handle
+
+    async def stream(self, deadline_s: float, handle: VariantStream | None = None) -> None:
+        """Read the calls `open` started (or start them now) until every variant ends."""
+        if handle is None:
+            handle = await self.open()
+        started = self.opened_at
         try:
-            async with asyncio.timeout(deadline_s), handle:
+            async with asyncio.timeout(deadline_s):
                 async for event in handle.events():
                     self._on(event, started)
         except TimeoutError:
             self.abandon("timeout", f"deadline of {deadline_s:g}s exceeded")
         finally:
+            await handle.aclose()
             self.calls += handle.records
             self.timings["generate"] = _ms(started, time.monotonic())
 
