@@ -107,6 +107,9 @@ class Server(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
     resume_ttl_s: PositiveSeconds = 600.0  # how long a finished stream stays replayable live
     shutdown_grace_s: PositiveSeconds = 30.0
+    # Encrypts the review pages' session cookie. Empty: a random secret per process, so
+    # logins end on restart, and every process of `--workers N` needs the same one set.
+    session_secret: str = ""
 
 
 class Batches(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -29,6 +29,7 @@ from posting._models import (
     PostEvent,
     PostRequest,
     PostSelected,
+    PostStatus,
     PostView,
     StageDone,
     VariantDelta,
@@ -51,7 +52,7 @@ from posting._review import (
 from posting._service import PostingService
 from posting._stocks import Stock, StockDirectory
 from posting._store import Store
-from posting._text import normalize, text_length
+from posting._text import LENGTH_UNIT_PATTERN, normalize, text_length
 
 __all__ = [
     "BatchCounts",
@@ -73,6 +74,7 @@ __all__ = [
     "Emit",
     "Facts",
     "InvalidRequest",
+    "LENGTH_UNIT_PATTERN",
     "KolChange",
     "Limits",
     "NotFound",
@@ -86,6 +88,7 @@ __all__ = [
     "PostFilters",
     "PostRequest",
     "PostSelected",
+    "PostStatus",
     "PostSummary",
     "PostView",
     "PostingError",

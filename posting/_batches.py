@@ -408,6 +408,14 @@ class Batches:
             created_at=batch["created_at"], finished_at=batch["finished_at"], items=items,
         )
 
+    async def recent(self, *, limit: int = 20) -> list[BatchView]:
+        """The newest batches first, without their items."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM batches ORDER BY created_at DESC, id LIMIT %s", (limit,))
+            ids = [row[0] for row in await cur.fetchall()]
+        return [await self.view(batch_id) for batch_id in ids]
+
     async def _require(self, conn: Any, batch_id: uuid.UUID, cur: Any = None) -> dict:
         cursor = cur or conn.cursor(row_factory=dict_row)
         await cursor.execute("SELECT * FROM batches WHERE id = %s", (batch_id,))

@@ -41,6 +41,11 @@ def text_length(text: str) -> int:
     return len(_UNIT.findall(text))
 
 
+# The same rule as source text, for the review page's editor to count with (the
+# pattern is also valid as a JavaScript RegExp with the `u` flag).
+LENGTH_UNIT_PATTERN = _UNIT.pattern
+
+
 def warm_up() -> None:
     """Load OpenCC's dictionaries now (about 0.1 s) rather than inside a generation."""
     _converters()

@@ -3,6 +3,8 @@
 # Installs Debian's prometheus package (prometheus and promtool) when promtool is missing;
 # the metrics tests start their own Prometheus, never the packaged service. Installs
 # Debian's docker-compose (1.29) to check the compose file; no Docker engine is needed.
+# Installs Debian's chromium, with CJK fonts for the screenshots, for the review pages'
+# browser tests; Playwright drives it, and never downloads a browser of its own.
 set -euo pipefail
 
 if ! command -v promtool >/dev/null 2>&1; then
@@ -16,6 +18,14 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends docker-compose >/dev/null \
         || { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "services: installing chromium (for the review pages' browser tests)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    browser=(chromium fonts-noto-cjk)
+    apt-get install -y -qq --no-install-recommends "${browser[@]}" >/dev/null \
+        || { apt-get update -qq \
+             && apt-get install -y -qq --no-install-recommends "${browser[@]}" >/dev/null; }
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

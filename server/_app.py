@@ -27,9 +27,11 @@ from server._metrics import process_lifespan, prometheus_metrics
 from server._problems import HANDLERS
 from server._review import ReviewController, list_posts
 from server._runs import Runs
+from server.ui import UI_PATHS, ReviewPages
 
-# Open without a key: health checks, the OpenAPI schema, metrics. All of /v1 needs one.
-_PUBLIC = [r"^/healthz$", r"^/readyz$", r"^/schema", r"^/metrics"]
+# Open without a key: health checks, the OpenAPI schema, metrics, and the review pages,
+# which check their own login session. All of /v1 needs a key (or that session).
+_PUBLIC = [r"^/healthz$", r"^/readyz$", r"^/schema", r"^/metrics", *UI_PATHS]
 
 
 def create_app(settings: Settings | None = None, *,
@@ -77,6 +79,7 @@ def create_app(settings: Settings | None = None, *,
             "queue": Provide(_queue, sync_to_thread=False),
         },
         middleware=[DefineMiddleware(ApiKeyMiddleware, exclude=_PUBLIC)],
+        plugins=[ReviewPages(settings)],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.server.max_body_bytes,
         # Litestar's default config would replace the root handler with a plain-text one;

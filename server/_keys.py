@@ -51,7 +51,10 @@ class KeyStore:
 
     async def owner(self, key: str) -> str | None:
         """The key's name, or None for an unknown or revoked key."""
-        hashed = digest(key)
+        return await self.owner_of_digest(digest(key))
+
+    async def owner_of_digest(self, hashed: str) -> str | None:
+        """Like `owner`, for a key known only by its digest (a review-page session)."""
         cached = self._cache.get(hashed)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
