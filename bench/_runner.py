@@ -34,6 +34,7 @@ from bench._single import PROFILES, run_single, single_table, single_targets, wa
 log = structlog.get_logger("bench.runner")
 
 SCENARIOS = ("single", "batches", "server", "memory", "local")
+BATCH_PROFILES = ("vllm-h200", "gpt-4o-mini")
 Progress = Callable[[str], None]
 
 
@@ -43,7 +44,7 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
     reps: int = 5
     old_reps: int = 3
     batch_sizes: tuple[int, ...] = (10, 100)
-    batch_profiles: tuple[str, ...] = ("vllm-h200", "gpt-4o-mini")
+    batch_profiles: tuple[str, ...] = BATCH_PROFILES
     old_batches_measured: tuple[tuple[str, int], ...] = (("vllm-h200", 10),)
     overhead_pairs: int = 100
     throughput_posts: int = 60
@@ -51,18 +52,29 @@ class Plan(msgspec.Struct, kw_only=True, frozen=True):
     local_max_words: int = 100
 
 
-def plan_for(*, quick: bool, scenarios: Sequence[str] = SCENARIOS) -> Plan:
-    """The full plan, or the quick one; `scenarios` must be names from SCENARIOS."""
+def plan_for(*, quick: bool, scenarios: Sequence[str] = SCENARIOS,
+             batch_profiles: Sequence[str] | None = None) -> Plan:
+    """The full plan, or the quick one; `scenarios` must be names from SCENARIOS and
+    `batch_profiles` (the batch scenario's, by default the mode's) from BATCH_PROFILES."""
     unknown = [name for name in scenarios if name not in SCENARIOS]
     if unknown or not scenarios:
         raise ValueError(f"unknown scenario {', '.join(unknown) or '(none)'}; choose from"
                          f" {', '.join(SCENARIOS)}")
     chosen = tuple(name for name in SCENARIOS if name in scenarios)
-    if not quick:
-        return Plan(quick=False, scenarios=chosen)
-    return Plan(quick=True, scenarios=chosen, reps=3, old_reps=1, batch_profiles=("vllm-h200",),
-                old_batches_measured=(), overhead_pairs=30, throughput_posts=20,
-                local_max_words=50)
+    plan = Plan(quick=False, scenarios=chosen)
+    if quick:
+        plan = Plan(quick=True, scenarios=chosen, reps=3, old_reps=1,
+                    batch_profiles=("vllm-h200",), old_batches_measured=(), overhead_pairs=30,
+                    throughput_posts=20, local_max_words=50)
+    if batch_profiles is None:
+        return plan
+    strange = [name for name in batch_profiles if name not in BATCH_PROFILES]
+    if strange or not batch_profiles:
+        raise ValueError(f"unknown batch profile {', '.join(strange) or '(none)'}; choose"
+                         f" from {', '.join(BATCH_PROFILES)}")
+    profiles = tuple(name for name in BATCH_PROFILES if name in batch_profiles)
+    old = tuple(pair for pair in plan.old_batches_measured if pair[0] in profiles)
+    return msgspec.structs.replace(plan, batch_profiles=profiles, old_batches_measured=old)
 
 
 def command_line(argv: Sequence[str] | None = None) -> str:
@@ -151,8 +163,10 @@ def _setup_lines(env: BenchEnv, plan: Plan) -> list[str]:
              if env.redis_url else "no Redis answered: batches ran in process, not on arq"
              " workers")
     mode = "quick (fewer repetitions; see each table)" if plan.quick else "full"
+    batches = (f"; batch profiles: {', '.join(plan.batch_profiles)}"
+               if "batches" in plan.scenarios else "")
     return [
-        f"Mode: {mode}; scenarios: {', '.join(plan.scenarios)}.",
+        f"Mode: {mode}; scenarios: {', '.join(plan.scenarios)}{batches}.",
         "Backend: the simulated OpenAI-compatible server (`inference.simulator`) in a"
         " process of its own, profiles `gpt-4o-mini` (TTFT ~0.5 s, 60 tokens/s per"
         " sequence, 5% slow tail), `vllm-h200` (TTFT ~0.05 s, 150 tokens/s per sequence,"

@@ -25,6 +25,7 @@ from posting import (
     PostingService,
     PostRequest,
     expand,
+    longest_first,
     run_in_process,
 )
 from posting._queue import connect
@@ -80,7 +81,7 @@ async def _run_batch(service: PostingService, plan: Plan, requests: list[PostReq
         batch_id = uuid.UUID(view.batch_id)
         click.echo(view.batch_id)
         if queue is not None:
-            await queue.enqueue(batch_id, list(range(view.total)))
+            await queue.enqueue(batch_id, longest_first(items))
             if not wait:
                 return view
             return await _follow(batches, batch_id, view.total)

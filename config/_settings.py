@@ -23,6 +23,10 @@ import platformdirs
 ENV_PREFIX = "AUTOPOSTER_"
 
 PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+# A hedge fires at about the p99 of a backend's normal time to first token. Hosted APIs
+# have a slow tail worth paying a few duplicate prompts for; a self-hosted server (vLLM,
+# llama.cpp) would only queue the copy behind the slow request on the same GPU or CPU.
+HEDGE_AFTER_S_BY_KIND = {"openai": 2.0}
 
 
 class SettingsError(Exception):
@@ -45,6 +49,16 @@ class Backend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Limits shared by every process through Redis when batches run on workers.
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16
     tokens_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no limit
+    # Seconds without a first token before one backup request is sent; 0: never; unset:
+    # the kind's default (HEDGE_AFTER_S_BY_KIND).
+    hedge_after_s: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+    @property
+    def hedge_delay_s(self) -> float:
+        """When a call without a first token gets its backup; 0 means hedging is off."""
+        if self.hedge_after_s is not None:
+            return self.hedge_after_s
+        return HEDGE_AFTER_S_BY_KIND.get(self.kind, 0.0)
 
 
 def _default_backends() -> dict[str, Backend]:
@@ -115,6 +129,9 @@ class Server(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Batches(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_items: Annotated[int, msgspec.Meta(ge=1)] = 500
     worker_max_jobs: Annotated[int, msgspec.Meta(ge=1)] = 32  # arq jobs at once per worker
+    # How often an idle worker asks Redis for jobs (arq's poll_delay, 0.5 s by default):
+    # a queued item waits up to this long before it starts.
+    poll_delay_s: PositiveSeconds = 0.05
     local_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 16  # in process, without Redis
     heartbeat_s: PositiveSeconds = 5.0
     stale_after_s: PositiveSeconds = 30.0  # a running item without a heartbeat this long

@@ -11,6 +11,7 @@ from inference._errors import (
     StreamBroken,
     UpstreamError,
 )
+from inference._hedge import Release, SpareSlot, spare_capacity
 from inference._local import LocalServer, bundled_gguf
 from inference._tokens import estimate_tokens, max_tokens_for
 from inference._types import (
@@ -39,6 +40,8 @@ __all__ = [
     "Message",
     "QuotaExceeded",
     "RateLimited",
+    "Release",
+    "SpareSlot",
     "StreamBroken",
     "StreamEvent",
     "TextDelta",
@@ -50,4 +53,5 @@ __all__ = [
     "bundled_gguf",
     "estimate_tokens",
     "max_tokens_for",
+    "spare_capacity",
 ]

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
 import openai
 import structlog
 
@@ -22,6 +23,7 @@ from config import Backend, ModelCard
 from config._settings import Retries, Timeouts
 from inference import _metrics
 from inference._errors import LLMError, StreamBroken, from_openai
+from inference._hedge import Leg, Race, Release, shared_slot
 from inference._retry import retrying
 from inference._types import (
     CallFinished,
@@ -128,9 +130,11 @@ class LLMClient:
             body["extra_body"] = dict(VLLM_SAMPLING)
         return body
 
-    async def _open(self, body: dict[str, Any], attempts: list[int]) -> openai.AsyncStream:
+    async def _open(self, body: dict[str, Any], attempts: list[int], *,
+                    retries: Retries | None = None) -> openai.AsyncStream:
         """Open the stream, retrying what may be retried; counts tries in `attempts`."""
-        async for attempt in retrying(self._retries):
+        policy = retries or self._retries
+        async for attempt in retrying(policy):
             with attempt:
                 attempts[0] += 1
                 try:
@@ -139,7 +143,7 @@ class LLMClient:
                     mapped = from_openai(exc)
                     log.info("llm.open_failed", backend=self.name, attempt=attempts[0],
                              error=mapped.code, retryable=mapped.retryable)
-                    if mapped.retryable and attempts[0] < self._retries.attempts:
+                    if mapped.retryable and attempts[0] < policy.attempts:
                         _metrics.count_retry(self.name, self.model_label(body["model"]),
                                              mapped.code)
                     raise mapped from exc
@@ -183,43 +187,160 @@ class VariantStream:
         client = self._client
         body = client.request_body(self._request, self._model, variants)
         label = client.model_label(self._model)
-        tally = UsageTally(variants, client.card, prompt=self._request.messages,
-                           on_gap=_metrics.INTER_TOKEN.labels(client.name, label).observe)
         started = time.monotonic()
+        race = Race()
+        race.add("primary", self._tally(variants, label))
         queued_ms = 0.0
-        attempts = [0]
-        error: LLMError | None = None
         try:
             async with self._slot():
                 queued_ms = (time.monotonic() - started) * 1000
-                stream = await client._open(body, attempts)
-                tally.opened = True
-                error = await self._read(stream, variants, tally)
-        except LLMError as exc:
-            error = exc
+                await self._run_race(race, body, variants, label)
         except Exception as exc:  # noqa: BLE001 - a variant must never vanish silently
             log.exception("llm.call_crashed", backend=client.name)
-            error = LLMError(f"internal error while streaming: {type(exc).__name__}: {exc}")
+            race.serving().error = LLMError(
+                f"internal error while streaming: {type(exc).__name__}: {exc}")
         finally:
+            serving = race.serving()
+            error = race.error()
             if error is not None:
-                self._fail(tally.unfinished(), error)
-            record = CallRecord(
-                backend=client.name,
-                model=self._model,
-                variants=tuple(variants),
-                usage=tally.usage(),
-                cost_usd=tally.cost_usd(),
-                ttft_ms=tally.ttft_ms(started),
-                duration_ms=(time.monotonic() - started) * 1000,
-                attempts=attempts[0],
-                error=error.code if error else None,
-                queue_ms=queued_ms,
-            )
-            status = "error" if error else "cancelled" if tally.unfinished() else "ok"
-            _metrics.observe_call(record, model=label, status=status,
-                                  usage_source=tally.usage_source)
-            self.records.append(record)
+                self._fail(serving.tally.unfinished(), error)
+            for leg in race.legs:
+                if leg is not serving:
+                    self._record(leg, (), leg.started, label)
+            record = self._record(serving, variants, started, label, error=error,
+                                  queue_ms=queued_ms)
             self._queue.put_nowait(CallFinished(record))
+
+    def _tally(self, variants: range, label: str) -> UsageTally:
+        client = self._client
+        return UsageTally(variants, client.card, prompt=self._request.messages,
+                          on_gap=_metrics.INTER_TOKEN.labels(client.name, label).observe)
+
+    def _record(self, leg: Leg, variants: range | tuple[()], started: float, label: str, *,
+                error: LLMError | None = None, queue_ms: float = 0.0) -> CallRecord:
+        """Record one upstream request; `variants` is empty for a hedge's loser."""
+        error = error or leg.error
+        tally = leg.tally
+        record = CallRecord(
+            backend=self._client.name,
+            model=self._model,
+            variants=tuple(variants),
+            usage=tally.usage(),
+            cost_usd=tally.cost_usd(),
+            ttft_ms=tally.ttft_ms(started),
+            duration_ms=(time.monotonic() - started) * 1000,
+            attempts=leg.attempts[0],
+            error=error.code if error else None,
+            queue_ms=queue_ms,
+        )
+        status = "error" if error else "cancelled" if tally.unfinished() else "ok"
+        _metrics.observe_call(record, model=label, status=status,
+                              usage_source=tally.usage_source)
+        self.records.append(record)
+        return record
+
+    async def _run_race(self, race: Race, body: dict[str, Any], variants: range,
+                        label: str) -> None:
+        """Run the primary request and, if its first token is late, one backup."""
+        primary = race.primary
+        primary.started = time.monotonic()
+        primary.task = asyncio.create_task(self._leg(race, primary, body, variants))
+        try:
+            delay_s = self._client.backend.hedge_delay_s
+            if delay_s > 0 and await race.wait_undecided(delay_s):
+                await self._hedge(race, body, variants, label)
+            await asyncio.gather(*(leg.task for leg in race.legs if leg.task),
+                                 return_exceptions=True)
+        finally:
+            tasks = [leg.task for leg in race.legs if leg.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if race.backup is not None:
+                # Here, not in the leg: a task cancelled before its first step runs no
+                # finally block.
+                if race.backup.release is not None:
+                    await asyncio.shield(race.backup.release())
+                self._hedge_settled(race, label)
+
+    async def _hedge(self, race: Race, body: dict[str, Any], variants: range,
+                     label: str) -> None:
+        """Start the backup if a slot is free right away; otherwise count it skipped."""
+        client = self._client
+        release = await self._spare_slot()
+        if release is None:
+            _metrics.count_hedge(client.name, label, "skipped")
+            log.debug("llm.hedge_skipped", backend=client.name, model=self._model,
+                     reason="no free slot", after_s=client.backend.hedge_delay_s)
+            return
+        backup = race.add("backup", self._tally(variants, label))
+        backup.release = release
+        # One try only: a backup that fails leaves the primary to carry on.
+        single = msgspec.structs.replace(client._retries, attempts=1)
+        backup.task = asyncio.create_task(
+            self._leg(race, backup, body, variants, retries=single))
+        _metrics.count_hedge(client.name, label, "started")
+
+    def _hedge_settled(self, race: Race, label: str) -> None:
+        backup = race.backup
+        assert backup is not None
+        won = race.winner is backup
+        _metrics.count_hedge(self._client.name, label, "won" if won else "lost")
+        primary = race.primary
+        log.info("llm.hedged", backend=self._client.name, model=self._model,
+                 outcome="won" if won else "lost",
+                 after_s=self._client.backend.hedge_delay_s,
+                 primary_ttft_ms=_rounded(primary.tally.ttft_ms(primary.started)),
+                 backup_ttft_ms=_rounded(backup.tally.ttft_ms(backup.started)),
+                 primary_error=primary.error.code if primary.error else None,
+                 backup_error=backup.error.code if backup.error else None)
+
+    async def _spare_slot(self) -> Release | None:
+        """A concurrency slot taken without waiting, never ahead of a queued call: the
+        process's and, when a batch lends one, the shared one; None if either is full."""
+        name = self._client.name
+        slots = self._client._slots
+        if slots.locked():
+            return None
+        await slots.acquire()  # free and nobody queued: returns at once
+        shared = shared_slot()
+        give_back: Release | None = None
+        if shared is not None:
+            try:
+                give_back = await shared(name)
+            except Exception:  # noqa: BLE001 - a hedge is optional; the call goes on
+                log.warning("llm.hedge_slot_failed", backend=name, exc_info=True)
+            except BaseException:  # cancelled while asking: give the slot back first
+                slots.release()
+                raise
+            if give_back is None:
+                slots.release()
+                return None
+        _metrics.RUNNING.labels(name).inc()
+
+        async def release() -> None:
+            _metrics.RUNNING.labels(name).dec()
+            slots.release()
+            if give_back is not None:
+                await give_back()
+
+        return release
+
+    async def _leg(self, race: Race, leg: Leg, body: dict[str, Any], variants: range, *,
+                   retries: Retries | None = None) -> None:
+        """One request of the call, from opening to its end; its outcome goes on `leg`."""
+        client = self._client
+        try:
+            stream = await client._open(body, leg.attempts, retries=retries)
+            leg.tally.opened = True
+            leg.error = await self._read(stream, variants, race, leg)
+        except LLMError as exc:
+            leg.error = exc
+        except Exception as exc:  # noqa: BLE001 - a variant must never vanish silently
+            log.exception("llm.call_crashed", backend=client.name, leg=leg.role)
+            leg.error = LLMError(f"internal error while streaming: {type(exc).__name__}: {exc}")
+        finally:
+            race.changed.set()
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -233,25 +354,32 @@ class VariantStream:
         finally:
             self._client._slots.release()
 
-    async def _read(
-        self, stream: openai.AsyncStream, variants: range, tally: UsageTally
-    ) -> LLMError | None:
-        """Feed every chunk to the tally; the error that ended the stream early, if any."""
+    async def _read(self, stream: openai.AsyncStream, variants: range, race: Race,
+                    leg: Leg) -> LLMError | None:
+        """Feed every chunk to the leg's tally; once the leg has claimed the call, pass
+        its events on. The error that ended the stream early, if any."""
         offset = variants.start
         try:
             async with stream:
                 async for chunk in stream:
-                    for event in tally.feed(chunk, offset):
+                    events = list(leg.tally.feed(chunk, offset))
+                    if events and race.winner is not leg and not race.claim(leg):
+                        return None  # the other request delivered first
+                    for event in events:
                         self._queue.put_nowait(event)
         except _STREAM_ERRORS as exc:
             return from_openai(exc)
-        if tally.unfinished():
+        if leg.tally.unfinished():
             return StreamBroken("the stream ended before a finish_reason")
         return None
 
     def _fail(self, variants: range | list[int], error: LLMError) -> None:
         for variant in variants:
             self._queue.put_nowait(VariantFailed(variant, error))
+
+
+def _rounded(ms: float | None) -> float | None:
+    return round(ms, 1) if ms is not None else None
 
 
 __all__ = ["LLMClient", "TextDelta", "VariantFinished", "VariantStream"]

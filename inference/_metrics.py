@@ -26,6 +26,9 @@ _GAP_BUCKETS_S = (
 )
 # Ways of counting usage other than the backend's final usage chunk.
 FALLBACK_REASONS = ("usage_running", "usage_estimated")
+# A hedge is started, then won or lost (started = won + lost); skipped: it was due, but
+# no concurrency slot was free.
+HEDGE_STATUSES = ("started", "won", "lost", "skipped")
 
 TIME_TO_FIRST_TOKEN = Histogram(
     "autoposter_llm_time_to_first_token_seconds",
@@ -54,6 +57,12 @@ USAGE_FALLBACKS = Counter(
     "autoposter_llm_usage_fallbacks_total",
     "Calls whose usage was not taken from a final usage chunk: running counts or estimated.",
     ["backend", "model", "reason"],
+)
+HEDGES = Counter(
+    "autoposter_llm_hedges_total",
+    "Backup requests for calls whose first token was late, by status: started, then won"
+    " (the backup served the call) or lost; skipped when no slot was free.",
+    ["backend", "model", "status"],
 )
 WAITING = Gauge(
     "autoposter_llm_waiting_requests",
@@ -90,6 +99,8 @@ def start_backend(backend: str, model: str) -> None:
         RETRIES.labels(backend, model, reason)
     for reason in FALLBACK_REASONS:
         USAGE_FALLBACKS.labels(backend, model, reason)
+    for status in HEDGE_STATUSES:
+        HEDGES.labels(backend, model, status)
     WAITING.labels(backend)
     RUNNING.labels(backend)
 
@@ -108,3 +119,7 @@ def observe_call(record: CallRecord, *, model: str, status: str, usage_source: s
 
 def count_retry(backend: str, model: str, reason: str) -> None:
     RETRIES.labels(backend, model, reason).inc()
+
+
+def count_hedge(backend: str, model: str, status: str) -> None:
+    HEDGES.labels(backend, model, status).inc()

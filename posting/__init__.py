@@ -8,6 +8,7 @@ from posting._batches import (
     LocalLimiter,
     Plan,
     expand,
+    longest_first,
     post_id_for,
     run_in_process,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "RedisLimiter",
     "expand",
     "job_id",
+    "longest_first",
     "post_id_for",
     "run_in_process",
     "Change",

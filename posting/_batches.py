@@ -17,7 +17,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from config import Settings
+from inference import Release, spare_capacity
 from posting._errors import InvalidRequest, NotFound, PostingError
 from posting._models import PostRequest
 from posting._pipeline import Pipeline
@@ -92,6 +93,10 @@ class Limiter(Protocol):
 
     def slot(self, backend: str, tokens: int) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    async def spare(self, backend: str) -> Release | None:
+        """A slot taken only if one is free now (for a hedged request); its release."""
+        ...
+
 
 Publish = Callable[[uuid.UUID, str, dict[str, Any]], Awaitable[None]]
 
@@ -109,9 +114,22 @@ class LocalLimiter:
 
     @contextlib.asynccontextmanager
     async def slot(self, backend: str, tokens: int) -> AsyncIterator[None]:
-        semaphore = self._slots.setdefault(backend, asyncio.Semaphore(self._concurrency))
-        async with semaphore:
+        async with self._semaphore(backend):
             yield
+
+    async def spare(self, backend: str) -> Release | None:
+        semaphore = self._semaphore(backend)
+        if semaphore.locked():
+            return None
+        await semaphore.acquire()  # free and nobody queued: returns at once
+
+        async def release() -> None:
+            semaphore.release()
+
+        return release
+
+    def _semaphore(self, backend: str) -> asyncio.Semaphore:
+        return self._slots.setdefault(backend, asyncio.Semaphore(self._concurrency))
 
 
 def expand(plan: Plan) -> list[PostRequest]:
@@ -135,6 +153,16 @@ def expand(plan: Plan) -> list[PostRequest]:
             speed_mode=plan.speed_mode,
         ))
     return requests
+
+
+def longest_first(requests: Sequence[PostRequest]) -> list[int]:
+    """Item numbers in the order to start them: the longest posts first (LPT), so that a
+    batch does not end waiting on a long item that started last. Ties keep their order.
+
+    A post's variants stream together, so its time goes with its `max_words`. arq takes
+    jobs by enqueue time, to the millisecond, then by job id, so items queued within the
+    same millisecond may swap; the order holds at that grain."""
+    return sorted(range(len(requests)), key=lambda item_no: -requests[item_no].max_words)
 
 
 def post_id_for(batch_id: uuid.UUID, item_no: int) -> uuid.UUID:
@@ -221,9 +249,11 @@ class Batches:
         except PostingError as exc:
             return "failed", str(exc)
         tokens = prepared.chat.n * prepared.chat.max_tokens + _prompt_tokens(prepared)
+        # A hedged request takes one more of the backend's shared slots, if one is free.
         async with self._limiter.slot(prepared.client.name, tokens):
-            post = await self._pipeline.generate(prepared, post_id=post_id,
-                                                 batch_item=(batch_id, item_no))
+            with spare_capacity(self._limiter.spare):
+                post = await self._pipeline.generate(prepared, post_id=post_id,
+                                                     batch_item=(batch_id, item_no))
         if post.status == "draft":
             return "done", None
         return "failed", post.failure_reason
@@ -347,9 +377,9 @@ class Batches:
 
     async def queued_items(self, batch_id: uuid.UUID) -> list[int]:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
+            cur = await conn.execute(  # the longest first, as `longest_first` orders them
                 "SELECT item_no FROM batch_items WHERE batch_id = %s AND state = 'queued'"
-                " ORDER BY item_no", (batch_id,))
+                " ORDER BY (request->>'max_words')::int DESC, item_no", (batch_id,))
             return [row[0] for row in await cur.fetchall()]
 
     async def cancel(self, batch_id: uuid.UUID) -> list[str]:

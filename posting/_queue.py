@@ -22,6 +22,7 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.constants import abort_jobs_ss
 
 from config import Settings
+from inference import Release
 
 log = structlog.get_logger("posting.queue")
 
@@ -133,6 +134,22 @@ class RedisLimiter:
             yield
         finally:
             await asyncio.shield(self._redis.zrem(key, lease))
+
+    async def spare(self, backend: str) -> Release | None:
+        """One more lease, only if one is free now; never waits for tokens or leases."""
+        limits = self._settings.backends[backend]
+        lease = uuid.uuid4().hex
+        key = f"{PREFIX}limit:{backend}:leases"
+        now = time.time()
+        taken = await self._acquire(keys=[key], args=[limits.max_concurrency, now,
+                                                      now + self._lease_s, lease])
+        if not taken:
+            return None
+
+        async def release() -> None:
+            await asyncio.shield(self._redis.zrem(key, lease))
+
+        return release
 
     async def _wait_for_tokens(self, backend: str, tokens: int, per_minute: int) -> None:
         if per_minute <= 0:

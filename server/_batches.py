@@ -21,6 +21,7 @@ from posting import (
     PostingService,
     PostRequest,
     expand,
+    longest_first,
 )
 from server import _sse
 from server._generate import PostCreate
@@ -68,7 +69,7 @@ class BatchController(Controller):
             requests = [_request(item, data) for item in data.items or []]
             spec = {"items": len(requests)}
         view = await batches.create(requests, spec=spec, actor=actor)
-        await jobs.enqueue(uuid.UUID(view.batch_id), list(range(view.total)))
+        await jobs.enqueue(uuid.UUID(view.batch_id), longest_first(requests))
         return Response(view, status_code=202,
                         headers={"Location": f"/v1/batches/{view.batch_id}"})
 

@@ -74,7 +74,7 @@ async def reconcile(ctx: dict[str, Any]) -> int:
 
 class WorkerSettings:
     """For `arq workers.WorkerSettings`; `autoposter worker` adds the settings-driven parts
-    (Redis URL, max_jobs, timeouts) as overrides."""
+    (Redis URL, max_jobs, poll delay, timeouts) as overrides."""
 
     functions = [func(run_batch_item, name=JOB_NAME, max_tries=1000)]
     cron_jobs = [cron(reconcile, second={0, 20, 40}, run_at_startup=False)]
@@ -89,6 +89,7 @@ def worker_overrides(settings: Settings) -> dict[str, Any]:
     return {
         "redis_settings": RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1:6379"),
         "max_jobs": settings.batches.worker_max_jobs,
+        "poll_delay": settings.batches.poll_delay_s,
         "job_timeout": int(settings.timeouts.request_s * 3 + 60),
         "job_completion_wait": int(settings.batches.shutdown_wait_s),
         "keep_result": 3600,

@@ -30,6 +30,15 @@ def test_plan_for_refuses_an_unknown_scenario() -> None:
         plan_for(quick=True, scenarios=["single", "nope"])
 
 
+def test_batch_profiles_narrow_the_batch_scenario_and_its_measured_old_flow() -> None:
+    plan = plan_for(quick=False, scenarios=["batches"], batch_profiles=["gpt-4o-mini"])
+
+    assert plan.batch_profiles == ("gpt-4o-mini",)
+    assert plan.old_batches_measured == ()  # only vllm-h200's old flow is run for real
+    with pytest.raises(ValueError, match="unknown batch profile gpt-5"):
+        plan_for(quick=False, batch_profiles=["gpt-5"])
+
+
 def test_ideal_is_the_binding_limit() -> None:
     floors: list[float | None] = [1.0] * 32
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,3 +191,93 @@ async def hanging_server() -> AsyncIterator[Callable[[bytes], Awaitable[HangingS
     for server in servers:
         server.close()
         await server.wait_closed()
+
+
+@dataclass
+class Script:
+    """One answer of the scripted server: `head` at once, then `tail` when `gate` opens;
+    with `silent`, not even the status line comes before the gate opens."""
+
+    head: bytes = b""
+    tail: bytes = b""
+    gate: asyncio.Event | None = None
+    silent: bool = False
+
+
+@dataclass
+class Received:
+    body: dict[str, Any]
+    arrived: float  # time.monotonic() when the request was read
+    hung_up: asyncio.Event  # the client closed the connection before the answer ended
+
+
+@dataclass
+class ScriptedServer:
+    """A loopback SSE server answering the n-th request with the n-th Script."""
+
+    base_url: str
+    received: list[Received]  # since the last `forget`
+
+    def forget(self) -> None:
+        """Drop what was received so far (a warm-up); scripts keep their order."""
+        self.received.clear()
+
+    async def requests(self, count: int, timeout_s: float = 5.0) -> list[Received]:
+        """Wait until `count` requests have arrived."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.received) < count:
+                await asyncio.sleep(0.005)
+        return self.received
+
+
+@pytest.fixture
+async def scripted_server() -> AsyncIterator[Callable[[list[Script]], Awaitable[ScriptedServer]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(scripts: list[Script]) -> ScriptedServer:
+        received: list[Received] = []
+        served = iter(scripts)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            found = re.search(rb"(?i)content-length: *(\d+)", head)
+            length = int(found.group(1)) if found else 0
+            request = Received(json.loads(await reader.readexactly(length)),
+                               time.monotonic(), asyncio.Event())
+            script = next(served)
+            received.append(request)
+            status = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                      b"connection: close\r\ntransfer-encoding: chunked\r\n\r\n")
+            if not script.silent:
+                writer.write(status)
+                _write_chunk(writer, script.head)
+                await writer.drain()
+            hang_up = asyncio.ensure_future(reader.read())  # b"": the client went away
+            gate = asyncio.ensure_future(script.gate.wait() if script.gate else asyncio.sleep(0))
+            await asyncio.wait({hang_up, gate}, return_when=asyncio.FIRST_COMPLETED)
+            if hang_up.done():
+                request.hung_up.set()
+            else:
+                if script.silent:
+                    writer.write(status)
+                _write_chunk(writer, script.tail)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+            gate.cancel()
+            hang_up.cancel()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return ScriptedServer(f"http://127.0.0.1:{port}/v1", received)
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def _write_chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
+    if data:
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
