@@ -6,20 +6,33 @@ traceback: bad input (exit 2), settings or services (exit 1).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import msgspec
+import structlog
 
 from bench import bench
 from cli._batch import batch, worker
-from cli._common import CliError, run_service, settings_or_exit
+from cli._common import CliError, Terminated, run_service, settings_or_exit
 from cli._render import LiveVariants, print_kols, print_post, print_posts, print_stocks
-from config import configure_logging
-from posting import Facts, PostingService, PostRequest, StockDirectory, UnknownStock
+from config import Settings, configure_logging
+from posting import (
+    DatabaseUnavailable,
+    Facts,
+    PostingService,
+    PostRequest,
+    PostStatus,
+    QueueUnavailable,
+    StockDirectory,
+    UnknownStock,
+    check_connection,
+)
+from posting._queue import connect
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Write structured logs to stderr.")
@@ -97,8 +110,9 @@ def stocks(query: str, limit: int, as_json: bool) -> None:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--status", help="Only posts in this status (draft, failed, …).")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--status", type=click.Choice(get_args(PostStatus)),
+              help="Only posts in this status.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def posts(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
@@ -135,12 +149,14 @@ def posts_show(post_id: str, as_json: bool) -> None:
 @cli.command()
 @click.option("--host", help="Interface to listen on (default: the server.host setting).")
 @click.option("--port", type=int, help="Port (default: the server.port setting).")
-@click.option("--workers", type=int, help="Processes (default: the server.workers setting).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes (default: the server.workers setting).")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP server: SSE generation, review API, health checks."""
     import uvicorn
 
     settings = settings_or_exit()
+    _check_services(settings)
     processes = workers or settings.server.workers
     if processes > 1:
         _share_metrics(settings.data_path() / "prometheus-multiproc")
@@ -154,6 +170,23 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         log_config=None,  # our JSON handler on the root logger formats uvicorn too
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_s) + 5,
     )
+
+
+def _check_services(settings: Settings) -> None:
+    """Reach DATABASE_URL and REDIS_URL once before uvicorn starts, so that a wrong URL is
+    one structured log line and exit 1, not a traceback from every worker's lifespan."""
+
+    async def check() -> None:
+        if settings.database_url:
+            await check_connection(settings.database_url)
+        if settings.redis_url:
+            await (await connect(settings, retries=0)).aclose()
+
+    try:
+        asyncio.run(check())
+    except (DatabaseUnavailable, QueueUnavailable) as exc:
+        structlog.get_logger("cli.serve").error("server.start_failed", error=str(exc))
+        raise SystemExit(1) from None
 
 
 def _share_metrics(default_dir: Path) -> None:
@@ -289,3 +322,6 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; the post is stored as cancelled", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("terminated; the post is stored as cancelled", err=True)
+        sys.exit(143)

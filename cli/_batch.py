@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,15 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli._common import CliError, run_service, settings_or_exit
+from config import Settings
 from posting import (
     BatchQueue,
     Batches,
     BatchView,
-
+    DatabaseUnavailable,
     LocalLimiter,
     Plan,
     PostingService,
     PostRequest,
+    QueueUnavailable,
     expand,
     longest_first,
     run_in_process,
@@ -44,7 +47,8 @@ _err = Console(stderr=True, highlight=False)
 @click.option("--seed", type=int, help="Seed for random_pool.")
 @click.option("--backend", help="A configured backend for every item.")
 @click.option("--file", "items_file", type=click.Path(exists=True, dir_okay=False),
-              help="CSV of items: stock,kol[,posting_type,max_words,variants].")
+              help="CSV of items under a header row: "
+                   "stock,kol[,posting_type,max_words,variants].")
 @click.option("--wait", is_flag=True, help="Show progress and a summary at the end.")
 def batch(stocks: str, kols: str, posting_type: str, max_words: int, variants: int,
           assignment: str, seed: int | None, backend: str | None, items_file: str | None,
@@ -69,7 +73,7 @@ def batch(stocks: str, kols: str, posting_type: str, max_words: int, variants: i
 async def _run_batch(service: PostingService, plan: Plan, requests: list[PostRequest] | None,
                      *, wait: bool) -> BatchView:
     settings = service.settings
-    redis = await connect(settings) if settings.redis_url else None
+    redis = await connect(settings, retries=0) if settings.redis_url else None
     queue = BatchQueue(redis) if redis is not None else None
     batches = Batches(pool=service.pool, pipeline=service.pipeline, settings=settings,
                       limiter=LocalLimiter(settings.batches.local_concurrency),
@@ -128,19 +132,32 @@ def _summary(view: BatchView) -> None:
                   f"{view.prompt_tokens + view.completion_tokens:,}", f"{view.cost_usd:.4f}")
     _out.print(table)
 
+_HEADER = "stock,kol[,posting_type,max_words,variants]"
+
+
 def _read_items(path: Path) -> list[PostRequest]:
-    requests = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                requests.append(PostRequest(
-                    stock=row["stock"], kol=int(row["kol"]),
-                    posting_type=row.get("posting_type") or "analysis",
-                    max_words=int(row.get("max_words") or 200),
-                    variants=int(row.get("variants") or 5)))
-            except (KeyError, ValueError) as exc:
-                raise CliError(f"file: line {line}: {exc}", 2) from None
-    return requests
+    """The items of a CSV file with a header row; Excel's UTF-8 BOM is allowed."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"file: {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                       "save it as CSV UTF-8", 2) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in reader.fieldnames or []]
+    if not {"stock", "kol"} <= set(header):
+        raise CliError(f"file: the first line must be a header: {_HEADER}", 2)
+    reader.fieldnames = header
+    return [_item(line, row) for line, row in enumerate(reader, start=2)]
+
+
+def _item(line: int, row: dict[str, str | None]) -> PostRequest:
+    try:
+        return PostRequest(stock=row["stock"] or "", kol=int(row["kol"] or ""),
+                           posting_type=row.get("posting_type") or "analysis",
+                           max_words=int(row.get("max_words") or 200),
+                           variants=int(row.get("variants") or 5))
+    except ValueError as exc:
+        raise CliError(f"file: line {line}: {exc}", 2) from None
 
 @click.command()
 def worker() -> None:
@@ -152,6 +169,15 @@ def worker() -> None:
     settings = settings_or_exit()
     if not settings.redis_url:
         raise CliError("REDIS_URL: a worker needs Redis, e.g. redis://127.0.0.1:6379")
-    run_worker(WorkerSettings, **worker_overrides(settings))  # type: ignore[arg-type]
+    try:
+        # arq would retry a missing Redis and then raise; say at once what is wrong.
+        asyncio.run(_ping(settings))
+        run_worker(WorkerSettings, **worker_overrides(settings))  # type: ignore[arg-type]
+    except (DatabaseUnavailable, QueueUnavailable) as exc:
+        raise CliError(str(exc)) from None
+
+
+async def _ping(settings: Settings) -> None:
+    await (await connect(settings, retries=0)).aclose()
 
 __all__ = ["batch", "worker"]

@@ -13,7 +13,7 @@ from posting._batches import (
     run_in_process,
 )
 from posting._checks import Check, Limits
-from posting._db import DatabaseUnavailable, migrate, open_pool
+from posting._db import DatabaseUnavailable, check_connection, migrate, open_pool
 from posting._errors import (
     Conflict,
     InvalidRequest,
@@ -39,7 +39,7 @@ from posting._models import (
 )
 from posting._pipeline import Emit, Pipeline, Prepared
 from posting._prompts import Facts, build_messages
-from posting._queue import BatchQueue, RedisLimiter, job_id
+from posting._queue import BatchQueue, QueueUnavailable, RedisLimiter, job_id
 from posting._review import (
     Change,
     KolChange,
@@ -96,6 +96,7 @@ __all__ = [
     "PostingError",
     "PostingService",
     "Prepared",
+    "QueueUnavailable",
     "Review",
     "StageDone",
     "Stock",
@@ -109,6 +110,7 @@ __all__ = [
     "VariantDone",
     "VariantView",
     "build_messages",
+    "check_connection",
     "migrate",
     "normalize",
     "open_pool",

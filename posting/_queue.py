@@ -20,9 +20,11 @@ import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import abort_jobs_ss
+from redis.exceptions import RedisError
 
 from config import Settings
 from inference import Release
+from posting._db import redact
 
 log = structlog.get_logger("posting.queue")
 
@@ -58,10 +60,31 @@ def job_id(batch_id: uuid.UUID, item_no: int, attempt: int = 0) -> str:
     return base if attempt <= 0 else f"{base}:r{attempt}"
 
 
-async def connect(settings: Settings) -> ArqRedis:
+class QueueUnavailable(Exception):
+    """Redis cannot be reached at REDIS_URL; the message says where (redacted) and why."""
+
+
+async def connect(settings: Settings, *, retries: int | None = None) -> ArqRedis:
+    """A pool on REDIS_URL, checked with a PING; `retries` overrides arq's reconnect tries
+    (a command a user is waiting on wants 0, a long-lived process the default)."""
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set")
-    return await create_pool(RedisSettings.from_dsn(settings.redis_url))
+    where = redact(settings.redis_url)
+    try:
+        redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    except (ValueError, RuntimeError) as exc:  # arq: RuntimeError for a wrong scheme
+        raise QueueUnavailable(f"REDIS_URL: {where} is not a Redis URL like "
+                               f"redis://host:6379/0 ({redact(str(exc), settings.redis_url)})"
+                               ) from None
+    if retries is not None:
+        redis_settings.conn_retries = retries
+    try:
+        return await create_pool(redis_settings)
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise QueueUnavailable(
+            f"REDIS_URL: cannot connect to Redis at {where}: {redact(reason, settings.redis_url)}"
+        ) from exc
 
 
 class BatchQueue:

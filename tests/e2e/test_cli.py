@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -143,3 +145,103 @@ def test_serve_logs_only_json_lines(env: dict[str, str]) -> None:
     assert any("Uvicorn running" in line for line in lines), lines
     for line in filter(str.strip, lines):
         assert isinstance(json.loads(line), dict), line
+
+
+def _no_such_database(database_url: str) -> str:
+    return database_url.rpartition("/")[0] + "/nonexistent_db"
+
+
+@pytest.mark.parametrize("url", ["nonexistent", "postgresql://postgres@127.0.0.1:1/x", "notaurl"])
+def test_unreachable_database_is_one_line_naming_database_url(
+    env: dict[str, str], database_url: str, url: str
+) -> None:
+    url = _no_such_database(database_url) if url == "nonexistent" else url
+    started = time.monotonic()
+    result = _run({**env, "DATABASE_URL": url}, "posts", timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert [line.split(" at ")[0] for line in result.stderr.strip().splitlines()] == [
+        "error: DATABASE_URL: cannot connect to PostgreSQL"]
+    assert time.monotonic() - started < 12  # libpq's 5 s timeout, not the pool's 15 s
+
+
+def test_unreachable_database_password_is_redacted(env: dict[str, str]) -> None:
+    url = "postgresql://postgres:hunter22@127.0.0.1:1/x"
+    result = _run({**env, "DATABASE_URL": url}, "kols", timeout=60)
+    assert "postgresql://postgres:***@127.0.0.1:1/x: " in result.stderr
+    assert "hunter22" not in result.stderr
+
+
+def test_serve_with_unreachable_database_logs_one_line_and_exits_1(
+    env: dict[str, str], database_url: str
+) -> None:
+    result = _run({**env, "DATABASE_URL": _no_such_database(database_url)}, "serve",
+                  "--port", "1", timeout=60)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "server.start_failed"
+    assert record["error"].startswith("DATABASE_URL: cannot connect to PostgreSQL at")
+
+
+def test_posts_unknown_status_is_one_line_naming_the_choices(env: dict[str, str]) -> None:
+    result = _run(env, "posts", "--status", "bogus")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "--status" in line and "'draft'" in line and "'cancelled'" in line
+
+
+def test_serve_refuses_zero_workers(env: dict[str, str]) -> None:
+    result = _run(env, "serve", "--port", "1", "--workers", "0", timeout=30)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "--workers" in line
+
+
+def _post_ids(database_url: str) -> set[str]:
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('posts')").fetchone()[0] is None:
+            return set()  # the command has not migrated this fresh database yet
+        return {str(row[0]) for row in conn.execute("SELECT id FROM posts")}
+
+
+def _post_status(database_url: str, post_id: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT status FROM posts WHERE id = %s", (post_id,)).fetchone()[0]
+
+
+def _new_post(database_url: str, before: set[str], process: subprocess.Popen) -> str:
+    deadline = time.monotonic() + 60
+    while not (new := _post_ids(database_url) - before):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    [post_id] = new
+    return post_id
+
+
+def test_generate_sigterm_stores_post_cancelled_and_exits_143(
+    env: dict[str, str], database_url: str
+) -> None:
+    from inference.simulator import Simulator
+
+    # The stream stalls after a few tokens, so the post is surely in progress.
+    with Simulator(profile="gpt-4o-mini", fault_rates={"stall": 1.0}, stall_s=60,
+                   seed=5) as sim:
+        stalled = {**env, "AUTOPOSTER_BACKENDS__SIM__KIND": "vllm",
+                   "AUTOPOSTER_BACKENDS__SIM__BASE_URL": sim.base_url,
+                   "AUTOPOSTER_BACKENDS__SIM__MODEL": "gpt-4o-mini",
+                   "AUTOPOSTER_BACKEND": "sim"}
+        before = _post_ids(database_url)
+        process = subprocess.Popen(
+            [AUTOPOSTER, "generate", "--stock", "2330", "--kol", "208", "--type", "analysis",
+             "--max-words", "2000", "--json"],
+            env={**os.environ, **stalled}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            post_id = _new_post(database_url, before, process)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert _post_status(database_url, post_id) == "cancelled"
+    assert "Traceback" not in stderr
