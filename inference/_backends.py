@@ -83,6 +83,15 @@ class Backends:
             return f"not configured: set {backend.api_key_env}"
         return "ready"
 
+    def require_configured(self, name: str) -> None:
+        """Raise BackendUnavailable when `name` could not serve a request now for want of
+        configuration (an OpenAI backend without its key); starts and calls nothing."""
+        backend = self._settings.backends[name]
+        if backend.kind == "openai" and not self._api_key(name):
+            raise BackendUnavailable(
+                f"backend {name!r} needs an API key: set {backend.api_key_env}"
+            )
+
     def base_url(self, name: str) -> str:
         if name in self._clients:
             return self._clients[name].base_url
@@ -111,11 +120,8 @@ class Backends:
         base_url = backend.base_url
         if backend.kind == "local" and not base_url:
             base_url = await self._start_local()
+        self.require_configured(name)
         api_key = self._api_key(name)
-        if backend.kind == "openai" and not api_key:
-            raise BackendUnavailable(
-                f"backend {name!r} needs an API key: set {backend.api_key_env}"
-            )
         return LLMClient(
             name=name,
             backend=backend,

@@ -182,8 +182,12 @@ class Batches:
     # Creating
 
     async def create(self, requests: list[PostRequest], *, spec: dict[str, Any],
-                     actor: str | None) -> BatchView:
-        """Validate every item, then store the batch; nothing is stored if one is bad."""
+                     actor: str | None, plan: Plan | None = None) -> BatchView:
+        """Validate every item, then store the batch; nothing is stored if one is bad.
+
+        Items are stored resolved (`２３３０` and `台積電` become `2330`). An error names
+        the item's field, or the plan's when the items were expanded from `plan`.
+        """
         limit = self._settings.batches.max_items
         if not requests:
             raise InvalidRequest("items", "a batch needs at least one item")
@@ -191,9 +195,10 @@ class Batches:
             raise InvalidRequest("items", f"{len(requests)} items; at most {limit} per batch")
         for index, request in enumerate(requests):
             try:
-                await self._pipeline.validate(request)
+                stock, _ = await self._pipeline.validate(request)
             except InvalidRequest as exc:
-                raise _item_error(index, exc) from exc
+                raise _item_error(index, exc, plan) from exc
+            request.stock = stock.code
         batch_id = uuid.uuid4()
         rows = []
         for item_no, request in enumerate(requests):
@@ -247,6 +252,10 @@ class Batches:
         try:
             prepared = await self._pipeline.prepare(request)
         except PostingError as exc:
+            # Valid when accepted, unroutable now (a key removed, say): the item still
+            # ends as a stored post, `failed` with the reason.
+            await self._pipeline.store_unstarted(request, str(exc), post_id=post_id,
+                                                 batch_item=(batch_id, item_no))
             return "failed", str(exc)
         tokens = prepared.chat.n * prepared.chat.max_tokens + _prompt_tokens(prepared)
         # A hedged request takes one more of the backend's shared slots, if one is free.
@@ -455,9 +464,20 @@ class Batches:
         return batch
 
 
-def _item_error(index: int, exc: InvalidRequest) -> InvalidRequest:
-    error = InvalidRequest(f"items[{index}].{exc.field}", exc.message)
-    return error
+def _item_error(index: int, exc: InvalidRequest, plan: Plan | None) -> InvalidRequest:
+    if plan is None:
+        return InvalidRequest(f"items[{index}].{exc.field}", exc.message)
+    return InvalidRequest(_plan_field(index, exc.field, plan), exc.message)
+
+
+def _plan_field(index: int, field: str, plan: Plan) -> str:
+    """The plan's field behind item `index`'s: item N is plan.stocks[N]; its KOL and,
+    unless the plan names one, its backend come from plan.kols."""
+    if field == "stock":
+        return f"plan.stocks[{index}]"
+    if field == "backend" and plan.backend is None:
+        return "plan.speed_mode" if plan.speed_mode else "plan.kols"
+    return "plan.kols" if field == "kol" else f"plan.{field}"
 
 
 def _prompt_tokens(prepared: Any) -> int:

@@ -61,8 +61,8 @@ class Conflict(PostingError):
 class TransitionNotAllowed(Conflict):
     def __init__(self, current: str, target: str, allowed: list[str]) -> None:
         moves = ", ".join(allowed) if allowed else "none"
-        super().__init__(
-            "status", f"a {current} post cannot become {target} (allowed from {current}: {moves})"
-        )
+        article = "an" if current[:1] in ("a", "e", "i", "o", "u") else "a"
+        super().__init__("status", f"{article} {current} post cannot become {target}"
+                                   f" (allowed from {current}: {moves})")
         self.current = current
         self.target = target

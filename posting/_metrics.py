@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from inference import CallRecord
 from inference._metrics import DURATION_BUCKETS_S, error_codes, model_label
-from posting._store import Outcome, VariantRow
+from posting._store import NewPost, Outcome, VariantRow
 from posting._text import text_length
 
 if TYPE_CHECKING:
@@ -124,6 +124,13 @@ def observe_post(prepared: Prepared, outcome: Outcome) -> None:
     if outcome.fallback_from is not None:
         BACKEND_FALLBACKS.labels(outcome.fallback_from,
                                  _fallback_reason(outcome.fallback_from, outcome.calls)).inc()
+
+
+def observe_unstarted(post: NewPost, *, configured_model: str, reason: str) -> None:
+    """Record an accepted request that failed before any backend was called."""
+    model = model_label(post.model, configured=configured_model)
+    POSTS.labels(post.backend, model, post.posting_type, str(post.kol_serial), "failed",
+                 failure_code(reason)).inc()
 
 
 def _model_label(model: str, prepared: Prepared) -> str:

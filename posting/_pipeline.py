@@ -35,7 +35,7 @@ from inference import (
 from inference._health import BACKEND_FAULTS
 from posting._checks import Limits, check_variant, score, select
 from posting._errors import InvalidRequest, UnknownKol
-from posting._metrics import observe_post
+from posting._metrics import observe_post, observe_unstarted
 from posting._models import (
     STAGES,
     PostCreated,
@@ -94,24 +94,30 @@ class Pipeline:
         return self._store
 
     async def validate(self, request: PostRequest) -> tuple[Stock, Persona]:
-        """Check `request` without touching a backend; raises InvalidRequest."""
+        """Check `request` without calling a backend; raises InvalidRequest.
+
+        Routing is checked too: a request whose backend lacks its configuration (an
+        OpenAI key) is refused here, so that a batch never accepts an item that cannot run.
+        """
         _check_ranges(request)
         ensure_storable(request, "")
         stock = self._stocks.resolve(request.stock)
         persona = await self._store.get_kol(request.kol)
         if persona is None:
             raise UnknownKol(request.kol, [p.serial for p in await self._store.list_kols()])
-        self.backend_name(request, persona)
+        _, name = self._choose(request, persona)
+        try:
+            self._backends.require_configured(name)
+        except BackendUnavailable as exc:
+            raise InvalidRequest("backend", str(exc)) from exc
         return stock, persona
 
     async def prepare(self, request: PostRequest) -> Prepared:
         """Validate and resolve `request`; raises InvalidRequest naming the field."""
         started = time.monotonic()
         stock, persona = await self.validate(request)
-        wanted = self.backend_name(request, persona)
-        chain = [wanted, *self._settings.fallback_chain(wanted)]
-        # An open circuit sends the request straight down the fallback chain.
-        name = next((b for b in chain if self._backends.allows(b)), wanted)
+        chain, name = self._choose(request, persona)
+        wanted = chain[0]
         client, model = await self._route(request, persona, name)
         resolved = time.monotonic()
         prepared = self._build(request, stock, persona, client, model)
@@ -159,6 +165,13 @@ class Pipeline:
             nxt.fallback_from = prepared.fallback_from or prepared.client.name
             return nxt
         return None
+
+    def _choose(self, request: PostRequest, persona: Persona) -> tuple[list[str], str]:
+        """The wanted backend and its fallbacks, and the one to use now."""
+        wanted = self.backend_name(request, persona)
+        chain = [wanted, *self._settings.fallback_chain(wanted)]
+        # An open circuit sends the request straight down the fallback chain.
+        return chain, next((b for b in chain if self._backends.allows(b)), wanted)
 
     def backend_name(self, request: PostRequest, persona: Persona) -> str:
         """Request first (a named backend, then speed mode), the KOL's default, the global."""
@@ -220,6 +233,37 @@ class Pipeline:
 
     async def run(self, request: PostRequest, *, emit: Emit = _ignore) -> PostView:
         return await self.generate(await self.prepare(request), emit=emit)
+
+    async def store_unstarted(
+        self, request: PostRequest, reason: str, *, post_id: uuid.UUID,
+        batch_item: tuple[uuid.UUID, int] | None = None,
+    ) -> PostView | None:
+        """Store an accepted request that could not start (its backend lost its key, say)
+        as a `failed` post with `reason`, so that it ends as a stored failure like any
+        other. None when the request no longer names a stock and KOL a post can hold."""
+        try:
+            stock = self._stocks.resolve(request.stock)
+        except InvalidRequest:
+            return None
+        persona = await self._store.get_kol(request.kol)
+        if persona is None:
+            return None
+        speed = self._settings.speed_backend if request.speed_mode else None
+        name = request.backend or speed or persona.backend or self._settings.backend
+        configured = self._settings.backends.get(name)
+        configured_model = configured.model if configured else ""
+        kol_model = persona.model if persona.backend == name else None
+        post = _stored_post(post_id, request, stock, persona, batch_item, backend=name,
+                            model=request.model or kol_model or configured_model)
+        await self._store.create_post(post)
+        await self._store.finish_post(post_id, Outcome(
+            backend=post.backend, model=post.model, fallback_from=None, status="failed",
+            selected_variant=None, title=None, body=None, failure_reason=reason,
+            timings_ms={}, variants=[], calls=[]))
+        observe_unstarted(post, configured_model=configured_model, reason=reason)
+        log.info("post.finished", post_id=str(post_id), kol=persona.serial, stock=stock.code,
+                 backend=name, status="failed", reason=reason)
+        return await self._store.get_post(post_id)
 
     async def _finish(self, run: _Run, started: float) -> PostView:
         outcome = run.outcome()
@@ -399,13 +443,21 @@ def _check_ranges(request: PostRequest) -> None:
 def _new_post(
     post_id: uuid.UUID, p: Prepared, batch_item: tuple[uuid.UUID, int] | None
 ) -> NewPost:
+    return _stored_post(post_id, p.request, p.stock, p.persona, batch_item,
+                        backend=p.client.name, model=p.model)
+
+
+def _stored_post(
+    post_id: uuid.UUID, request: PostRequest, stock: Stock, persona: Persona,
+    batch_item: tuple[uuid.UUID, int] | None, *, backend: str, model: str,
+) -> NewPost:
     batch_id, item_no = batch_item or (None, None)
     return NewPost(
         batch_id=batch_id, item_no=item_no,
-        id=post_id, kol_serial=p.persona.serial, stock_code=p.stock.code,
-        stock_name=p.stock.name, posting_type=p.request.posting_type,
-        max_words=p.request.max_words, variants_requested=p.chat.n, backend=p.client.name,
-        model=p.model, facts=msgspec.to_builtins(p.request.facts), created_by=p.request.actor,
+        id=post_id, kol_serial=persona.serial, stock_code=stock.code,
+        stock_name=stock.name, posting_type=request.posting_type,
+        max_words=request.max_words, variants_requested=request.variants, backend=backend,
+        model=model, facts=msgspec.to_builtins(request.facts), created_by=request.actor,
     )
 
 

@@ -21,6 +21,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, get_args
 
@@ -129,9 +130,11 @@ class Change(msgspec.Struct, kw_only=True):
 class Review:
     """Reviewer operations over the database pool; cheap to build per request."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, *, backends: Collection[str] = ()) -> None:
+        """`backends`: the configured backend names, the only ones a KOL may name."""
         self._pool = pool
         self._store = Store(pool)
+        self._backends = sorted(backends)
 
     # Posts
 
@@ -188,6 +191,7 @@ class Review:
     async def create_kol(self, persona: Persona, *, actor: str) -> Persona:
         ensure_storable(persona, "")
         persona = _validated(msgspec.to_builtins(persona))
+        _check_persona(persona, ("nickname", "backend"), self._backends)
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO kols (serial, nickname, persona_type, profile)"
@@ -215,6 +219,7 @@ class Review:
             old = msgspec.to_builtins(_persona(row))
             given = {k: v for k, v in msgspec.structs.asdict(change).items() if v is not UNSET}
             updated = _validated(old | given)
+            _check_persona(updated, given, self._backends)
             new = msgspec.to_builtins(updated)
             diff = {k: {"old": old[k], "new": new[k]} for k in given if old[k] != new[k]}
             if diff:
@@ -380,6 +385,18 @@ def _validated(data: dict[str, Any]) -> Persona:
     except msgspec.ValidationError as exc:
         match = _MSGSPEC_PATH.search(str(exc))
         raise InvalidRequest(match.group(1) if match else "body", str(exc)) from None
+
+
+def _check_persona(persona: Persona, fields: Iterable[str], backends: list[str]) -> None:
+    """What the schema cannot say: a nickname to show, a backend that exists. Only the
+    given `fields` are checked, so an edit is not refused for a value it did not touch."""
+    fields = set(fields)
+    if "nickname" in fields and not persona.nickname.strip():
+        raise InvalidRequest("nickname", "must not be empty")
+    if "backend" in fields and persona.backend is not None and persona.backend not in backends:
+        known = ", ".join(backends) or "none"
+        raise InvalidRequest("backend", f"no backend named {persona.backend!r}"
+                                        f" (configured: {known}; null uses the default)")
 
 
 async def _record_kol(cur: AsyncCursor[Any], serial: int, actor: str, action: str,

@@ -68,7 +68,7 @@ class BatchController(Controller):
         else:
             requests = [_request(item, data) for item in data.items or []]
             spec = {"items": len(requests)}
-        view = await batches.create(requests, spec=spec, actor=actor)
+        view = await batches.create(requests, spec=spec, actor=actor, plan=data.plan)
         await jobs.enqueue(uuid.UUID(view.batch_id), longest_first(requests))
         return Response(view, status_code=202,
                         headers={"Location": f"/v1/batches/{view.batch_id}"})

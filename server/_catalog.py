@@ -31,13 +31,15 @@ class CatalogController(Controller):
     @post("/kols", status_code=201, summary="Add a KOL persona under a free serial")
     async def create_kol(self, request: Request, data: JSONBody[Persona],
                          service: NamedDependency[PostingService]) -> Persona:
-        return await Review(service.pool).create_kol(data, actor=str(request.user))
+        review = Review(service.pool, backends=service.backends.names())
+        return await review.create_kol(data, actor=str(request.user))
 
     @patch("/kols/{serial:int}", summary="Change some fields of a KOL persona")
     async def update_kol(self, request: Request, serial: FromPath[int],
                          data: JSONBody[KolChange],
                          service: NamedDependency[PostingService]) -> Persona:
-        return await Review(service.pool).update_kol(serial, data, actor=str(request.user))
+        review = Review(service.pool, backends=service.backends.names())
+        return await review.update_kol(serial, data, actor=str(request.user))
 
     @get("/kols/{serial:int}/history", summary="Every change to a KOL persona")
     async def kol_history(self, serial: FromPath[int],

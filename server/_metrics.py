@@ -40,7 +40,9 @@ async def counted(stream: AsyncGenerator[T, None]) -> AsyncIterator[T]:
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False, sync_to_thread=True)
 def prometheus_metrics() -> Response[bytes]:
     body, content_type = metrics.exposition()
-    return Response(body, media_type=content_type)
+    # Given as a header: a text/ media type would get a second charset from Litestar,
+    # which Prometheus 3 refuses.
+    return Response(body, headers={"Content-Type": content_type})
 
 
 @asynccontextmanager

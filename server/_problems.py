@@ -16,6 +16,8 @@ log = structlog.get_logger("server.problems")
 PROBLEM_JSON = "application/problem+json"
 _MSGSPEC_PATH = re.compile(r"at `\$\.([^`\[]+)")
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+# Litestar's own wording for a query, header or path parameter left out.
+_MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
 
 
 class Problem(HTTPException):
@@ -76,6 +78,8 @@ def _field_of(message: str) -> str | None:
     if match := _MSGSPEC_PATH.search(message):
         return match.group(1)
     if match := _NAMED_FIELD.search(message):
+        return match.group(1)
+    if match := _MISSING_PARAMETER.search(message):
         return match.group(1)
     return None
 

@@ -24,7 +24,8 @@ from posting import (
 # handler), and GenerateController owns POST /v1/posts. So the listing is a plain handler;
 # register it after GenerateController, which then shares its route.
 @get("/v1/posts", tags=["posts"],
-     summary="Posts, newest first; pass next_cursor back as cursor for the next page")
+     summary="Posts, newest first; pass next_cursor back as cursor for the next page;"
+             " stock takes a code or a name")
 async def list_posts(
     service: NamedDependency[PostingService],
     status: FromQuery[str | None] = None,
@@ -36,7 +37,9 @@ async def list_posts(
     cursor: FromQuery[str | None] = None,
     limit: FromQuery[int] = 20,
 ) -> Page:
-    filters = PostFilters(status=status, kol=kol, stock=stock, batch=batch,
+    # By code or name, as POST takes it: `台積電` and `２３３０` list the posts of 2330.
+    code = service.stocks.resolve(stock).code if stock else None
+    filters = PostFilters(status=status, kol=kol, stock=code, batch=batch,
                           created_after=created_after, created_before=created_before,
                           cursor=cursor, limit=limit)
     return await Review(service.pool).list_posts(filters)

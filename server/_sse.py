@@ -126,7 +126,14 @@ async def stored(
             last_beat = time.monotonic()
             yield heartbeat()
         await asyncio.sleep(0.25)
-    variants = await store.variants(post_id)
-    for number, event in enumerate(replay_events(post, variants), start=1):
+    events = replay_events(post, variants=await store.variants(post_id))
+    if after >= len(events):
+        # The client followed the live run, whose ids count every delta too, past the
+        # rebuilt sequence: it still gets the outcome, numbered after what it saw.
+        outcome = [e for e in events if isinstance(e, (PostError, PostDone))]
+        for number, event in enumerate(outcome, start=after + 1):
+            yield message(number, event)
+        return
+    for number, event in enumerate(events, start=1):
         if number > after:
             yield message(number, event)

@@ -9,20 +9,23 @@ from pathlib import Path
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from litestar import Request, Router
+from litestar import Request, Response, Router
 from litestar.config.app import AppConfig
 from litestar.datastructures import ResponseHeader
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
+from litestar.types import ExceptionHandler
 
 from config import Settings
 from posting import NotFound
 from server.ui import _access, _batches, _posts
-from server.ui._render import page
+from server.ui._messages import CATALOGS
+from server.ui._render import language, page
 
 log = structlog.get_logger("server.ui")
 
@@ -51,6 +54,11 @@ class ReviewPages(InitPluginProtocol):
             engine=JinjaTemplateEngine.from_environment(_environment()))
         # Outermost, so that the API-key middleware sees the session too.
         app_config.middleware.insert(0, session_config(self._settings).middleware)
+        # A path under /ui that no route matches gets the pages' own not-found page.
+        handlers = app_config.exception_handlers
+        api_handler = handlers.get(NotFoundException) or handlers.get(HTTPException)
+        app_config.exception_handlers = {**handlers,
+                                         NotFoundException: _unrouted(api_handler)}
         return app_config
 
 
@@ -88,6 +96,22 @@ def _static_router() -> Router:
 def _missing(request: Request, exc: NotFound) -> Template:
     return page(request, "missing.html", title="missing.title", detail=str(exc),
                 status_code=404)
+
+
+def _unrouted(api_handler: ExceptionHandler | None) -> ExceptionHandler:
+    """404s for pages (not static files) as the missing page; others as before."""
+
+    def handle(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        if (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/static/"):
+            detail = CATALOGS[language(request)]["missing.page"]
+            return page(request, "missing.html", title="missing.title", detail=detail,
+                        status_code=404)
+        if api_handler is None:
+            raise exc
+        return api_handler(request, exc)
+
+    return handle
 
 
 def _environment() -> Environment:

@@ -25,7 +25,8 @@ async def test_plan_expands_by_assignment_and_is_readable_at_once(
     stocks = ["2330", "2454", "2317", "2303", "2412"]
     async with serving(load_settings(batch_env)) as url, api_client(url) as client:
         round_robin = await create(client, plan(stocks, [208, 209]))
-        same = await create(client, plan(stocks[:2], [210], assignment="same_kol"))
+        same = await create(client, plan(stocks[:2], [210], assignment="same_kol",
+                                         backend="sim"))
         read = await client.get(f"/v1/batches/{round_robin['batch_id']}")
     assert _kols(round_robin) == [208, 209, 208, 209, 208]
     assert [item["stock"] for item in round_robin["items"]] == stocks
@@ -81,3 +82,50 @@ async def test_invalid_item_names_its_index_and_field(
     assert reply.status_code == 422, reply.text
     assert reply.json()["field"] == field
     assert rows(database_url, "SELECT count(*) FROM batches") == before
+
+
+async def test_item_whose_backend_lacks_its_key_is_refused(
+    batch_env: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # KOL 210 defaults to openai
+    async with serving(load_settings(batch_env)) as url, api_client(url) as client:
+        before = rows(database_url, "SELECT count(*) FROM batches")
+        reply = await client.post("/v1/batches", json={"items": [ITEM, {**ITEM, "kol": 210}]})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == "items[1].backend"
+    assert "OPENAI_API_KEY" in reply.json()["detail"]
+    assert rows(database_url, "SELECT count(*) FROM batches") == before
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({}, "plan.kols"),
+    ({"speed_mode": True}, "plan.speed_mode"),
+    ({"backend": "openai"}, "plan.backend"),
+])
+async def test_plan_that_routes_to_a_keyless_backend_names_the_plan_field(
+    batch_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any],
+    field: str,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    env = {**batch_env, "AUTOPOSTER_SPEED_BACKEND": "openai"}
+    kols = [208] if fields else [208, 207]
+    async with serving(load_settings(env)) as url, api_client(url) as client:
+        reply = await client.post("/v1/batches", json=plan(["2330", "2454"], kols, **fields))
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == field
+
+
+async def test_plan_error_names_the_stock_by_its_place(batch_env: dict[str, str]) -> None:
+    async with serving(load_settings(batch_env)) as url, api_client(url) as client:
+        reply = await client.post("/v1/batches", json=plan(["2330", "99999"], [208]))
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == "plan.stocks[1]"
+
+
+async def test_items_store_the_resolved_stock_code(batch_env: dict[str, str]) -> None:
+    typed = ["２３１７", "台積電", "2454"]
+    async with serving(load_settings(batch_env)) as url, api_client(url) as client:
+        by_items = await create(client, {"items": [{**ITEM, "stock": s} for s in typed]})
+        by_plan = await create(client, plan(typed, [208]))
+    assert [item["stock"] for item in by_items["items"]] == ["2317", "2330", "2454"]
+    assert [item["stock"] for item in by_plan["items"]] == ["2317", "2330", "2454"]

@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 
-from config import load_settings
+from config import Settings, load_settings
 from inference.simulator import Simulator
+from posting import Batches, LocalLimiter, PostingService, PostRequest, run_in_process
 from tests.batches.batch_support import (
     Workers,
     api_client,
@@ -59,3 +60,22 @@ async def test_insufficient_quota_fails_each_item_after_one_request(
     assert [attempts for _, _, attempts, _, _ in found] == [1] * 5
     assert simulator.stats()["requests"] == 5
     assert simulator.stats()["faults"] == {"quota": 5}
+
+
+@pytest.mark.timeout(30)
+async def test_item_that_cannot_route_at_run_time_is_a_stored_failure(
+    service: PostingService, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = Batches(pool=service.pool, pipeline=service.pipeline, settings=settings,
+                      limiter=LocalLimiter(1))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # accepted while the key is set
+    request = PostRequest(stock="2330", kol=210, posting_type="analysis", max_words=100)
+    view = await batches.create([request], spec={"items": 1}, actor="tester")
+    monkeypatch.delenv("OPENAI_API_KEY")  # and removed before the item runs
+    await run_in_process(batches, uuid.UUID(view.batch_id), concurrency=1)
+    item = (await batches.view(uuid.UUID(view.batch_id), with_items=True)).items[0]
+    post = await service.store.get_post(uuid.UUID(item.post_id))
+    assert item.state == "failed" and "OPENAI_API_KEY" in (item.error or "")
+    assert post is not None and post.status == "failed"
+    assert post.failure_reason == item.error
+    assert (post.kol.serial, post.stock.code, post.backend) == (210, "2330", "openai")

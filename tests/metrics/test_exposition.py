@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from config import load_settings
 from inference.simulator import Simulator
@@ -36,7 +37,8 @@ async def api(server_env: dict[str, str], sim: Simulator) -> AsyncIterator[httpx
 async def _scrape(api: httpx.AsyncClient) -> str:
     reply = await api.get("/metrics", headers={"Authorization": ""})
     assert reply.status_code == 200, reply.text
-    assert reply.headers["content-type"].startswith("text/plain")
+    # Exactly prometheus-client's: Prometheus 3 refuses a parameter given twice.
+    assert reply.headers["content-type"] == CONTENT_TYPE_LATEST
     return reply.text
 
 

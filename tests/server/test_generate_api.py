@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -9,8 +10,10 @@ import pytest
 from httpx_sse import aconnect_sse
 from pytest_httpx import HTTPXMock
 
+from config import load_settings
 from tests.conftest import FIXTURES
 from tests.llm_wire import sse_body
+from tests.server.conftest import AUTH, serving
 
 LLM = "http://llm.test/v1/chat/completions"
 GOOD = "台積電還能追嗎？\n" + "台積電 2330 量價俱揚，站上月線，短線偏多，留意外資動向。" * 2
@@ -88,6 +91,27 @@ async def test_replay_of_finished_post_honours_last_event_id(api, httpx_mock) ->
                             headers={"Last-Event-ID": live[-3][2]}) as source:
         replayed = [(e.event, e.id) async for e in source.aiter_sse()]
     assert replayed == [(kind, event_id) for kind, _, event_id in live[-2:]]
+
+
+@only_llm
+async def test_resume_after_the_live_run_is_forgotten_still_ends_with_the_post(
+    server_env: dict[str, str], httpx_mock: HTTPXMock
+) -> None:
+    _serve_llm(httpx_mock, sse_body([GOOD, GOOD]))
+    httpx_mock.add_response(url="http://llm.test/v1/models", json={"data": []},
+                            is_reusable=True)  # the health probe, made as the server starts
+    settings = load_settings({**server_env, "AUTOPOSTER_SERVER__RESUME_TTL_S": "0.05"})
+    async with serving(settings) as url, httpx.AsyncClient(base_url=url, headers=AUTH,
+                                                           timeout=30) as api:
+        live = await _events(api, {**BODY, "variants": 2})
+        await asyncio.sleep(0.3)  # past the TTL: only the stored post is left to replay
+        seen = live[-3][2]  # the client dropped before post.selected and post.done
+        async with aconnect_sse(api, "GET", f"/v1/posts/{live[0][1]['post_id']}/events",
+                                headers={"Last-Event-ID": seen}) as source:
+            resumed = [(e.event, int(e.id), json.loads(e.data))
+                       async for e in source.aiter_sse()]
+    assert [(kind, event_id) for kind, event_id, _ in resumed] == [("post.done", int(seen) + 1)]
+    assert resumed[0][2]["post"]["status"] == "draft"
 
 
 @pytest.mark.parametrize(

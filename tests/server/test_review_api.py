@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -74,14 +75,29 @@ async def test_request_with_wrong_key_is_401_problem(client: AsyncTestClient) ->
 
 
 async def test_list_pages_through_filtered_posts(client: AsyncTestClient) -> None:
-    stock = f"T{uuid.uuid4().hex[:7]}"
-    ids = {await _post(client, stock) for _ in range(3)}
-    first = (await client.get("/v1/posts", params={"stock": stock, "limit": 2})).json()
-    second = (await client.get("/v1/posts", params={"stock": stock, "limit": 2,
+    query = {"stock": "1101", "created_after": datetime.now(timezone.utc).isoformat()}
+    ids = {await _post(client, "1101") for _ in range(3)}
+    first = (await client.get("/v1/posts", params={**query, "limit": 2})).json()
+    second = (await client.get("/v1/posts", params={**query, "limit": 2,
                                                      "cursor": first["next_cursor"]})).json()
     assert len(first["items"]) == 2 and second["next_cursor"] is None
     assert {item["post_id"] for item in first["items"] + second["items"]} == ids
     assert first["items"][0]["kol"]["serial"] == 201
+
+
+@pytest.mark.parametrize("typed", ["台積電", "２３３０", " 2330 "])
+async def test_list_filters_by_stock_name_or_full_width_code(client: AsyncTestClient,
+                                                             typed: str) -> None:
+    since = datetime.now(timezone.utc).isoformat()
+    post_id = await _post(client, "2330")
+    listing = (await client.get("/v1/posts", params={"stock": typed,
+                                                     "created_after": since})).json()
+    assert [item["post_id"] for item in listing["items"]] == [post_id]
+
+
+async def test_list_with_unknown_stock_is_422(client: AsyncTestClient) -> None:
+    response = await client.get("/v1/posts", params={"stock": "99999"})
+    assert _problem(response, 422)["field"] == "stock"
 
 
 async def test_list_with_bad_cursor_is_422(client: AsyncTestClient) -> None:
@@ -125,6 +141,13 @@ async def test_patch_forbidden_transition_is_409(client: AsyncTestClient) -> Non
     problem = _problem(response, 409)
     assert problem["field"] == "status"
     assert problem["type"].endswith(":transition_not_allowed")
+
+
+async def test_forbidden_move_of_an_approved_post_reads_well(client: AsyncTestClient) -> None:
+    post_id = await _post(client, status="approved")
+    response = await client.patch(f"/v1/posts/{post_id}", json={"status": "draft"})
+    assert _problem(response, 409)["detail"].startswith(
+        "status: an approved post cannot become draft")
 
 
 async def test_patch_unknown_post_is_404(client: AsyncTestClient) -> None:
@@ -180,6 +203,28 @@ async def test_patch_kol_with_bad_persona_type_is_422(client: AsyncTestClient) -
     assert _problem(response, 422)["field"] == "persona_type"
 
 
+@pytest.mark.parametrize(("body", "field"), [({"backend": "nope"}, "backend"),
+                                             ({"nickname": ""}, "nickname"),
+                                             ({"nickname": "  "}, "nickname")])
+async def test_patch_kol_that_would_break_it_is_422(client: AsyncTestClient,
+                                                    body: dict[str, Any], field: str) -> None:
+    response = await client.patch("/v1/kols/201", json=body)
+    assert _problem(response, 422)["field"] == field
+    kol = (await client.get("/v1/kols/201")).json()
+    assert kol["nickname"].strip() and kol.get("backend") != "nope"
+
+
+async def test_kol_may_name_a_configured_backend_or_none(client: AsyncTestClient) -> None:
+    serial = 100_000 + uuid.uuid4().int % 1_000_000
+    response = await client.post("/v1/kols", json={**_persona(serial), "backend": "nope"})
+    assert _problem(response, 422)["field"] == "backend"
+    assert (await client.post("/v1/kols", json=_persona(serial))).status_code == 201
+    response = await client.patch(f"/v1/kols/{serial}", json={"backend": "fake"})
+    assert response.status_code == 200 and response.json()["backend"] == "fake"
+    response = await client.patch(f"/v1/kols/{serial}", json={"backend": None})
+    assert response.status_code == 200 and response.json()["backend"] is None
+
+
 async def test_unknown_kol_is_404(client: AsyncTestClient) -> None:
     assert _problem(await client.get("/v1/kols/99"), 404)["field"] == "serial"
     response = await client.patch("/v1/kols/99", json={"nickname": "x"})
@@ -189,3 +234,7 @@ async def test_unknown_kol_is_404(client: AsyncTestClient) -> None:
 async def test_stocks_search_finds_by_code(client: AsyncTestClient) -> None:
     response = await client.get("/v1/stocks", params={"q": "2330", "limit": 3})
     assert response.json()[0]["name"] == "台積電"
+
+
+async def test_stocks_search_without_q_names_q(client: AsyncTestClient) -> None:
+    assert _problem(await client.get("/v1/stocks"), 400)["field"] == "q"

@@ -12,11 +12,15 @@ import httpx
 from config import POSTING_TYPES
 from posting import PostStatus
 from posting._checks import _WEIGHTS as CHECK_NAMES
+from posting._models import STAGES
+from posting._review import _VERBS
 from server.ui._batches import ASSIGNMENTS
 from server.ui._messages import CATALOGS
-from tests.server.conftest import API_KEY
+from tests.server.conftest import API_KEY, AUTH
 
 UI = Path(__file__).resolve().parents[2] / "server" / "ui"
+POST_REQUEST = {"stock": "2330", "kol": 208, "posting_type": "analysis", "max_words": 100,
+                "variants": 2}
 _KEY_USE = re.compile(r"""\bt\(\s*["']([\w.]+)["']\s*\)""")
 
 
@@ -76,8 +80,35 @@ def test_every_message_key_is_in_both_catalogs() -> None:
         assert used <= set(messages), f"{lang} lacks {sorted(used - set(messages))}"
 
 
+async def test_unknown_ui_paths_show_the_missing_page(ui_url: str) -> None:
+    async with httpx.AsyncClient(base_url=ui_url, follow_redirects=False) as client:
+        await _log_in(client)
+        replies = [await client.get(path) for path in ("/ui/posts/not-a-uuid", "/ui/nonexistent")]
+        static = await client.get("/ui/static/nonexistent.js")
+    for reply in replies:
+        assert reply.status_code == 404
+        assert reply.headers["content-type"].startswith("text/html"), reply.text
+        assert "這個頁面不存在。" in reply.text and '<a href="/ui/posts">' in reply.text
+    assert static.status_code == 404 and "text/html" not in static.headers["content-type"]
+
+
+async def test_post_page_names_stages_and_history_in_chinese(ui_url: str) -> None:
+    async with httpx.AsyncClient(base_url=ui_url, headers=AUTH, timeout=60) as api:
+        post = (await api.post("/v1/posts", json=POST_REQUEST)).json()
+        await api.patch(f"/v1/posts/{post['post_id']}", json={"status": "approved"})
+    async with httpx.AsyncClient(base_url=ui_url, follow_redirects=False) as client:
+        await _log_in(client)
+        page = (await client.get(f"/ui/posts/{post['post_id']}")).text
+    timings = page.split('class="timings"', 1)[1].split("</dl>", 1)[0]
+    history = page.split('id="history"', 1)[1].split("</ol>", 1)[0]
+    assert "<dt>總計</dt>" in timings and "<dt>total</dt>" not in timings
+    assert "tester · 核准" in history
+
+
 def test_every_status_type_check_and_assignment_has_words() -> None:
     keys = ({f"status.{status}" for status in get_args(PostStatus)}
+            | {f"stage.{stage}" for stage in (*STAGES, "queue_wait", "fallback")}
+            | {f"history.{action}" for action in (*_VERBS.values(), "select", "edit")}
             | {f"type.{kind}" for kind in POSTING_TYPES}
             | {f"check.{name}" for name in CHECK_NAMES}
             | {f"assignment.{rule}" for rule in ASSIGNMENTS}

@@ -37,3 +37,16 @@ async def test_generate_streams_variants_side_by_side(
     await screenshot(page, "generate", tmp_path)
     assert rows(database_url, "SELECT status FROM posts WHERE id = %s", post_id) == [("draft",)]
     assert await page.get_attribute("#open-post", "href") == f"/ui/posts/{post_id}"
+
+
+@pytest.mark.timeout(60)
+async def test_bad_stock_error_names_the_field_once(page: Page, ui_url: str) -> None:
+    await log_in(page, ui_url)
+    await page.fill("#stock", "99999")
+    await page.select_option("#kol", "208")
+    await page.click("#generate")
+    error = page.locator("#generate-error")
+    await error.wait_for(state="visible")
+    text = await error.text_content() or ""
+    assert text.startswith("stock: no TWSE or TPEx listing matches '99999'"), text
+    assert text.count("stock:") == 1

@@ -93,7 +93,7 @@
     statusLine.textContent = `${t("generate.finished")} · ${t(`status.${post.status}`)}`;
     // Every stage's time is known only now; tokens and cost with them.
     stages.replaceChildren(
-      ...Object.entries(post.timings_ms).map(([name, ms]) => chip(`${name} ${Math.round(ms)} ms`)),
+      ...Object.entries(post.timings_ms).map(([name, ms]) => chip(`${t(`stage.${name}`)} ${Math.round(ms)} ms`)),
       chip(`${t("usage.prompt_tokens")} ${post.usage.prompt_tokens}`),
       chip(`${t("usage.completion_tokens")} ${post.usage.completion_tokens}`),
       chip(`${t("col.cost")} ${AP.usd(post.cost_usd)}`),
@@ -105,7 +105,7 @@
 
   const handlers = {
     "post.created": ({ post_id }) => { run.dataset.postId = post_id; },
-    stage: ({ name, ms }) => stages.append(chip(`${name} ${Math.round(ms)} ms`)),
+    stage: ({ name, ms }) => stages.append(chip(`${t(`stage.${name}`)} ${Math.round(ms)} ms`)),
     "variant.delta": delta,
     "variant.done": done,
     "post.selected": selected,

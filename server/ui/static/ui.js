@@ -28,7 +28,9 @@ const AP = (() => {
       detail = body.detail || detail;
       field = body.field || null;
     } catch (_) { /* not problem+json: keep the status line */ }
-    return new Error(field ? `${field}: ${detail}` : detail);
+    // The API's detail usually names its field already ("stock: no TWSE ...").
+    const named = !field || detail.startsWith(`${field}:`);
+    return new Error(named ? detail : `${field}: ${detail}`);
   }
 
   // Server-sent events from a fetch() response: {event, data, id} with data parsed.
