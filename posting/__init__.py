@@ -5,13 +5,10 @@ from posting._batches import (
     BatchItem,
     Batches,
     BatchView,
-    LocalLimiter,
-    Plan,
-    expand,
-    longest_first,
     post_id_for,
     run_in_process,
 )
+from posting._limits import LocalLimiter
 from posting._checks import Check, Limits
 from posting._db import DatabaseUnavailable, check_connection, migrate, open_pool
 from posting._errors import (
@@ -38,6 +35,7 @@ from posting._models import (
     VariantView,
 )
 from posting._pipeline import Emit, Pipeline, Prepared
+from posting._plans import Plan, expand, longest_first
 from posting._prompts import Facts, build_messages
 from posting._queue import BatchQueue, QueueUnavailable, RedisLimiter, job_id
 from posting._review import (

@@ -13,13 +13,11 @@ backend, or this process with a semaphore. Both call `run_item`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -28,31 +26,18 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from config import Settings
-from inference import Release, spare_capacity
+from inference import spare_capacity
 from posting._errors import InvalidRequest, NotFound, PostingError
 from posting._models import PostRequest
+from posting._limits import Limiter
 from posting._pipeline import Pipeline
+from posting._plans import Plan, item_error
 
 log = structlog.get_logger("posting.batches")
 
 _POST_NAMESPACE = uuid.UUID("5b0c2d6e-4f0a-4a57-9d0e-706f7374696e")
 ItemState = Literal["queued", "running", "done", "failed", "cancelled"]
 FINAL_POST = ("draft", "approved", "published", "rejected", "failed")
-
-
-class Plan(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Stocks × KOLs expanded into items by an assignment rule."""
-
-    stocks: list[str]
-    kols: list[int]
-    posting_type: str
-    max_words: int
-    assignment: Literal["one_kol_per_stock", "same_kol", "random_pool"] = "one_kol_per_stock"
-    variants: int = 5
-    seed: int | None = None
-    backend: str | None = None
-    model: str | None = None
-    speed_mode: bool = False
 
 
 class BatchItem(msgspec.Struct, kw_only=True):
@@ -88,81 +73,11 @@ class BatchView(msgspec.Struct, kw_only=True):
     items: list[BatchItem] = []
 
 
-class Limiter(Protocol):
-    """Capacity of a backend, shared by whoever runs items."""
-
-    def slot(self, backend: str, tokens: int) -> contextlib.AbstractAsyncContextManager[None]: ...
-
-    async def spare(self, backend: str) -> Release | None:
-        """A slot taken only if one is free now (for a hedged request); its release."""
-        ...
-
-
 Publish = Callable[[uuid.UUID, str, dict[str, Any]], Awaitable[None]]
 
 
 async def _no_events(batch_id: uuid.UUID, kind: str, data: dict[str, Any]) -> None:
     return None
-
-
-class LocalLimiter:
-    """A semaphore per backend, for batches run inside one process."""
-
-    def __init__(self, concurrency: int) -> None:
-        self._concurrency = concurrency
-        self._slots: dict[str, asyncio.Semaphore] = {}
-
-    @contextlib.asynccontextmanager
-    async def slot(self, backend: str, tokens: int) -> AsyncIterator[None]:
-        async with self._semaphore(backend):
-            yield
-
-    async def spare(self, backend: str) -> Release | None:
-        semaphore = self._semaphore(backend)
-        if semaphore.locked():
-            return None
-        await semaphore.acquire()  # free and nobody queued: returns at once
-
-        async def release() -> None:
-            semaphore.release()
-
-        return release
-
-    def _semaphore(self, backend: str) -> asyncio.Semaphore:
-        return self._slots.setdefault(backend, asyncio.Semaphore(self._concurrency))
-
-
-def expand(plan: Plan) -> list[PostRequest]:
-    """One request per stock, with its KOL chosen by the plan's assignment."""
-    if not plan.stocks:
-        raise InvalidRequest("plan.stocks", "give at least one stock")
-    if not plan.kols:
-        raise InvalidRequest("plan.kols", "give at least one KOL serial")
-    if plan.assignment == "same_kol" and len(set(plan.kols)) != 1:
-        raise InvalidRequest("plan.kols", "same_kol takes exactly one KOL serial")
-    chooser = random.Random(plan.seed)
-    requests = []
-    for index, stock in enumerate(plan.stocks):
-        if plan.assignment == "random_pool":
-            kol = chooser.choice(plan.kols)
-        else:
-            kol = plan.kols[index % len(plan.kols)]
-        requests.append(PostRequest(
-            stock=stock, kol=kol, posting_type=plan.posting_type, max_words=plan.max_words,
-            variants=plan.variants, backend=plan.backend, model=plan.model,
-            speed_mode=plan.speed_mode,
-        ))
-    return requests
-
-
-def longest_first(requests: Sequence[PostRequest]) -> list[int]:
-    """Item numbers in the order to start them: the longest posts first (LPT), so that a
-    batch does not end waiting on a long item that started last. Ties keep their order.
-
-    A post's variants stream together, so its time goes with its `max_words`. arq takes
-    jobs by enqueue time, to the millisecond, then by job id, so items queued within the
-    same millisecond may swap; the order holds at that grain."""
-    return sorted(range(len(requests)), key=lambda item_no: -requests[item_no].max_words)
 
 
 def post_id_for(batch_id: uuid.UUID, item_no: int) -> uuid.UUID:
@@ -197,7 +112,7 @@ class Batches:
             try:
                 stock, _ = await self._pipeline.validate(request)
             except InvalidRequest as exc:
-                raise _item_error(index, exc, plan) from exc
+                raise item_error(index, exc, plan) from exc
             request.stock = stock.code
         batch_id = uuid.uuid4()
         rows = []
@@ -462,22 +377,6 @@ class Batches:
         if batch is None:
             raise NotFound("batch_id", f"no batch {batch_id}")
         return batch
-
-
-def _item_error(index: int, exc: InvalidRequest, plan: Plan | None) -> InvalidRequest:
-    if plan is None:
-        return InvalidRequest(f"items[{index}].{exc.field}", exc.message)
-    return InvalidRequest(_plan_field(index, exc.field, plan), exc.message)
-
-
-def _plan_field(index: int, field: str, plan: Plan) -> str:
-    """The plan's field behind item `index`'s: item N is plan.stocks[N]; its KOL and,
-    unless the plan names one, its backend come from plan.kols."""
-    if field == "stock":
-        return f"plan.stocks[{index}]"
-    if field == "backend" and plan.backend is None:
-        return "plan.speed_mode" if plan.speed_mode else "plan.kols"
-    return "plan.kols" if field == "kol" else f"plan.{field}"
 
 
 def _prompt_tokens(prepared: Any) -> int:
